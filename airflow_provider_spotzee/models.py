@@ -1,0 +1,210 @@
+"""Pydantic v2 models: what the provider sends to Spotzee, what it gets back, and how it reports.
+
+Payload models validate with the shared rules in :mod:`airflow_provider_spotzee.validation` (the same
+functions the emulator uses) and reject unknown fields, so a misspelled column mapping is reported per
+record instead of being silently ignored by the API.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from airflow_provider_spotzee import validation as v
+
+Stage = Literal["invalid", "rejected", "dead_lettered"]
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+
+class _Identified(_Payload):
+    external_id: str | None = None
+    anonymous_id: str | None = None
+
+    @field_validator("external_id", "anonymous_id", mode="before")
+    @classmethod
+    def _identifier(cls, value: Any, info: Any) -> str | None:
+        return v.identifier(info.field_name, value)
+
+    @model_validator(mode="after")
+    def _identity(self) -> _Identified:
+        v.require_identity(self.external_id, self.anonymous_id)
+        return self
+
+
+class _Profile(_Payload):
+    email: str | None = None
+    phone: str | None = None
+    timezone: str | None = None
+    locale: str | None = None
+    data: dict[str, Any] | None = None
+
+    @field_validator("email", mode="before")
+    @classmethod
+    def _email(cls, value: Any) -> str | None:
+        return v.email(value)
+
+    @field_validator("phone", mode="before")
+    @classmethod
+    def _phone(cls, value: Any) -> str | None:
+        return v.phone(value)
+
+    @field_validator("timezone", mode="before")
+    @classmethod
+    def _timezone(cls, value: Any) -> str | None:
+        return v.timezone(value)
+
+    @field_validator("locale", mode="before")
+    @classmethod
+    def _locale(cls, value: Any) -> str | None:
+        return v.locale(value)
+
+    @field_validator("data", mode="before")
+    @classmethod
+    def _data(cls, value: Any) -> dict[str, Any] | None:
+        return v.json_data("data", value)
+
+
+class UserProfile(_Profile):
+    """The optional ``user`` block of an event: profile fields applied with the event."""
+
+
+class UserUpsert(_Profile, _Identified):
+    """One contact for ``POST /users/batch`` or ``PATCH /users``. ``external_id`` is the upsert key."""
+
+
+class Event(_Identified):
+    """One behavioural event for ``POST /events``."""
+
+    name: str
+    data: dict[str, Any] | None = None
+    user: UserProfile | None = None
+    created_at: str | None = None
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _name(cls, value: Any) -> str:
+        return v.event_name(value)
+
+    @field_validator("data", mode="before")
+    @classmethod
+    def _data(cls, value: Any) -> dict[str, Any] | None:
+        return v.json_data("data", value)
+
+    @field_validator("created_at", mode="before")
+    @classmethod
+    def _created_at(cls, value: Any) -> str | None:
+        return _iso8601(value)
+
+
+class SubscriptionChange(_Payload):
+    """One item of ``PATCH /users/{userId}/subscriptions`` (the contact is in the path)."""
+
+    subscription_id: int
+    state: int
+
+    @field_validator("subscription_id", mode="before")
+    @classmethod
+    def _subscription_id(cls, value: Any) -> int:
+        return v.subscription_id(value)
+
+    @field_validator("state", mode="before")
+    @classmethod
+    def _state(cls, value: Any) -> int:
+        return v.subscription_state(value)
+
+
+class SubscriptionToggle(SubscriptionChange, _Identified):
+    """One item of ``POST /subscriptions/batch``: set ``state`` of ``subscription_id`` for a contact."""
+
+
+def _iso8601(value: Any) -> str | None:
+    """Datetimes become ISO 8601 UTC strings; strings must parse as ISO 8601."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+        return moment.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if isinstance(value, str):
+        try:
+            dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise v.FieldError("created_at", v.PARAMETER_INVALID_FORMAT, "is not an ISO 8601 time") from exc
+        return value
+    raise v.FieldError("created_at", v.PARAMETER_INVALID_FORMAT, "must be an ISO 8601 string or a datetime")
+
+
+# --------------------------------------------------------------------------------------------- responses
+
+
+class Contact(BaseModel):
+    """A contact as Spotzee returns it. Unknown fields are kept (the API may add some)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: int
+    project_id: int | None = None
+    external_id: str | None = None
+    anonymous_id: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    timezone: str | None = None
+    locale: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+    created_at: dt.datetime | None = None
+    updated_at: dt.datetime | None = None
+
+
+# ------------------------------------------------------------------------------------------- reporting
+
+
+class ItemFailure(BaseModel):
+    """One record that was not applied. Identifiers, a catalogue code and a message: never PII or data."""
+
+    model_config = ConfigDict(frozen=True)
+
+    index: int
+    external_id: str | None = None
+    anonymous_id: str | None = None
+    subscription_id: int | None = None
+    stage: Stage
+    code: str
+    message: str
+
+
+class DeadLetter(BaseModel):
+    """A failure together with the payload that was not delivered, kept for replay (never put in XCom)."""
+
+    failure: ItemFailure
+    payload: dict[str, Any] | None = None
+
+
+class SendResult(BaseModel):
+    """The outcome of one send through the hook. ``submitted == succeeded + invalid + rejected + dead_lettered``."""
+
+    endpoint: str
+    submitted: int = 0
+    succeeded: int = 0
+    invalid: int = 0
+    rejected: int = 0
+    dead_lettered: int = 0
+    requests: int = 0
+    retries: int = 0
+    throttled: int = 0
+    replayed: int = 0
+    elapsed_seconds: float = 0.0
+    contacts: list[Contact] = Field(default_factory=list)
+    failures: list[ItemFailure] = Field(default_factory=list)
+    dead_letters: list[DeadLetter] = Field(default_factory=list)
+
+    @property
+    def balanced(self) -> bool:
+        return self.submitted == self.succeeded + self.invalid + self.rejected + self.dead_lettered
+
+    @property
+    def items_per_second(self) -> float:
+        return self.submitted / self.elapsed_seconds if self.elapsed_seconds > 0 else 0.0

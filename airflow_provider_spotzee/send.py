@@ -1,0 +1,348 @@
+"""The send path, shared by every batch endpoint.
+
+records → validate (invalid ones become ``ItemFailure(stage="invalid")``, never sent) → chunk (≤ 100,
+input order) → canonical body → ``Idempotency-Key`` → paced, bounded-concurrency send with retries →
+per-item results (sync endpoints) → successes counted; transient item errors retried once in a fresh
+batch; permanent ones ``stage="rejected"``; batches that exhaust retries ``stage="dead_lettered"`` with
+their payloads kept for replay.
+
+An endpoint is a small :class:`Endpoint` spec; the path is the same for all of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from airflow_provider_spotzee import validation as v
+from airflow_provider_spotzee.batching import MAX_BATCH_SIZE, canonical_body, check_batch_size, idempotency_key
+from airflow_provider_spotzee.exceptions import SpotzeeError
+from airflow_provider_spotzee.models import (
+    Contact,
+    DeadLetter,
+    Event,
+    ItemFailure,
+    SendResult,
+    SubscriptionToggle,
+    UserUpsert,
+)
+from airflow_provider_spotzee.transport import RetryableError, SpotzeeTransport
+
+log = logging.getLogger(__name__)
+
+#: Per-item codes Spotzee marks as transient (api-facts.md); every other item code is permanent.
+TRANSIENT_ITEM_CODES = frozenset({"rate_limited", "internal_error", "service_unavailable"})
+RESPONSE_INVALID = "response_invalid"
+PROGRESS_EVERY_SECONDS = 15.0
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """What differs between batch endpoints: method, path, payload model, and whether it answers per item."""
+
+    name: str
+    method: str
+    path: str
+    model: type[BaseModel]
+    per_item_results: bool
+    returns_contacts: bool = False
+
+
+USERS_BATCH = Endpoint("users_batch", "POST", "/users/batch", UserUpsert, per_item_results=True,
+                       returns_contacts=True)
+USERS_ASYNC = Endpoint("users_async", "PATCH", "/users", UserUpsert, per_item_results=False)
+EVENTS = Endpoint("events", "POST", "/events", Event, per_item_results=False)
+SUBSCRIPTIONS_BATCH = Endpoint("subscriptions_batch", "POST", "/subscriptions/batch", SubscriptionToggle,
+                               per_item_results=True)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A validated item: its position in the input, its exact JSON bytes and its identifiers."""
+
+    index: int
+    body: bytes
+    external_id: str | None
+    anonymous_id: str | None
+    subscription_id: int | None
+
+
+def _raw_id(record: Any, name: str) -> Any:
+    value = record.get(name) if isinstance(record, Mapping) else getattr(record, name, None)
+    if name == "subscription_id":
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
+        return str(value)[: v.MAX_IDENTIFIER_LEN]
+    return None
+
+
+def invalid_failure(index: int, record: Any, code: str, message: str) -> ItemFailure:
+    return ItemFailure(index=index, external_id=_raw_id(record, "external_id"),
+                       anonymous_id=_raw_id(record, "anonymous_id"),
+                       subscription_id=_raw_id(record, "subscription_id"),
+                       stage="invalid", code=code, message=message)
+
+
+def _describe(error: ValidationError) -> tuple[str, str]:
+    """The first error as (catalogue code, message). Pydantic inputs are never copied into the message."""
+    first = error.errors(include_input=False, include_url=False)[0]
+    cause = (first.get("ctx") or {}).get("error")
+    if isinstance(cause, v.FieldError):
+        return cause.code, str(cause)
+    where = ".".join(str(part) for part in first["loc"]) or "record"
+    if first["type"] == "missing":
+        return v.PARAMETER_MISSING, f"{where}: field required"
+    if first["type"] == "extra_forbidden":
+        return v.PARAMETER_INVALID_FORMAT, f"{where}: unknown field (check the mapping)"
+    return v.PARAMETER_INVALID_FORMAT, f"{where}: {first['msg']}"
+
+
+def prepare(endpoint: Endpoint, index: int, record: Any) -> Prepared | ItemFailure:
+    """Validate one record and serialise it once. Never raises for bad data."""
+    model = endpoint.model
+    try:
+        if isinstance(record, model):
+            item = record
+        elif isinstance(record, Mapping):
+            item = model.model_validate(record)
+        else:
+            return invalid_failure(index, record, v.PARAMETER_INVALID_FORMAT,
+                                   f"record must be a mapping or {model.__name__}, got {type(record).__name__}")
+        body = model.__pydantic_serializer__.to_json(item, exclude_none=True)
+    except ValidationError as exc:
+        code, message = _describe(exc)
+        return invalid_failure(index, record, code, message)
+    except (ValueError, TypeError) as exc:  # e.g. a value pydantic cannot serialise
+        return invalid_failure(index, record, v.PARAMETER_INVALID_FORMAT, f"record cannot be serialised: {type(exc).__name__}")
+    return Prepared(index, body, getattr(item, "external_id", None), getattr(item, "anonymous_id", None),
+                    getattr(item, "subscription_id", None))
+
+
+def _failure(item: Prepared, stage: str, code: str, message: str) -> ItemFailure:
+    return ItemFailure(index=item.index, external_id=item.external_id, anonymous_id=item.anonymous_id,
+                       subscription_id=item.subscription_id, stage=stage, code=code, message=message)  # type: ignore[arg-type]
+
+
+class _ResponseInvalid(Exception):
+    pass
+
+
+def _item_results(batch: list[Prepared], payload: Any) -> list[dict[str, Any]]:
+    """Check a per-item answer matches the request one to one; never trust it blindly."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("results"), list):
+        raise _ResponseInvalid("response has no 'results' list")
+    results = payload["results"]
+    if len(results) != len(batch):
+        raise _ResponseInvalid(f"response has {len(results)} results for {len(batch)} items")
+    for position, (item, result) in enumerate(zip(batch, results)):
+        if not isinstance(result, dict) or result.get("index") != position:
+            raise _ResponseInvalid(f"result {position} has a wrong or missing index")
+        returned = result.get("external_id")
+        if item.external_id is not None and returned is not None and returned != item.external_id:
+            raise _ResponseInvalid(f"result {position} names a different contact")
+        if "error" not in result and "contact" not in result and "state" not in result:
+            raise _ResponseInvalid(f"result {position} has neither an outcome nor an error")
+    return results
+
+
+@dataclass
+class _Run:
+    endpoint: Endpoint
+    transport: SpotzeeTransport
+    namespace: str
+    result: SendResult
+    collect_contacts: bool
+    started: float
+    batches_done: int = 0
+    last_log: float = 0.0
+
+    # ------------------------------------------------------------------------------------------- send
+
+    async def send_batch(self, batch: list[Prepared], namespace: str, retry_transient: bool = True) -> None:
+        endpoint = self.endpoint
+        body = canonical_body([item.body for item in batch])
+        key = idempotency_key(namespace, endpoint.method, endpoint.path, body)
+        try:
+            response = await self.transport.request(endpoint.method, endpoint.path, body=body,
+                                                    idempotency_key=key)
+        except RetryableError as exc:
+            self._dead_letter(batch, exc.code, f"gave up after {self.transport.config.max_retries} retries: {exc}")
+            return
+        if not 200 <= response.status < 300:
+            code = response.error_code
+            for item in batch:
+                self._fail(_failure(item, "rejected", code,
+                                    f"Spotzee rejected the whole batch (HTTP {response.status})"))
+            return
+        if not endpoint.per_item_results:
+            self.result.succeeded += len(batch)
+            return
+        try:
+            results = _item_results(batch, response.json())
+        except (ValueError, UnicodeDecodeError, _ResponseInvalid) as exc:
+            reason = str(exc) if isinstance(exc, _ResponseInvalid) else "response body is not JSON"
+            self._dead_letter(batch, RESPONSE_INVALID, f"unusable answer from Spotzee ({reason}); nothing assumed sent")
+            return
+        transient: list[Prepared] = []
+        for item, outcome in zip(batch, results):
+            error = outcome.get("error")
+            if error is None:
+                self.result.succeeded += 1
+                if self.collect_contacts and endpoint.returns_contacts and isinstance(outcome.get("contact"), dict):
+                    self.result.contacts.append(Contact.model_validate(outcome["contact"]))
+                continue
+            code = str(error.get("code") or "unknown_error") if isinstance(error, dict) else "unknown_error"
+            message = str(error.get("message") or "")[:500] if isinstance(error, dict) else ""
+            if code in TRANSIENT_ITEM_CODES:
+                if retry_transient:
+                    transient.append(item)
+                else:
+                    self._dead_letter([item], code, f"still failing after one retry in a fresh batch: {message}")
+            else:
+                self._fail(_failure(item, "rejected", code, message or "rejected by Spotzee"))
+        if transient:
+            self.result.retries += 1
+            await asyncio.sleep(0.2)
+            await self.send_batch(transient, namespace + "/item-retry", retry_transient=False)
+
+    # -------------------------------------------------------------------------------------- outcomes
+
+    def _fail(self, failure: ItemFailure) -> None:
+        self.result.failures.append(failure)
+        if failure.stage == "rejected":
+            self.result.rejected += 1
+        elif failure.stage == "dead_lettered":
+            self.result.dead_lettered += 1
+        else:
+            self.result.invalid += 1
+
+    def _dead_letter(self, batch: list[Prepared], code: str, message: str) -> None:
+        for item in batch:
+            failure = _failure(item, "dead_lettered", code, message)
+            self._fail(failure)
+            self.result.dead_letters.append(DeadLetter(failure=failure, payload=json.loads(item.body)))
+
+    def progress(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last_log < PROGRESS_EVERY_SECONDS:
+            return
+        self.last_log = now
+        elapsed = max(now - self.started, 1e-9)
+        r, c = self.result, self.transport.counters
+        done = r.succeeded + r.rejected + r.dead_lettered + r.invalid
+        log.info("Spotzee %s: %d batches, %d/%d items done (%.0f items/s), %d ok, %d invalid, %d rejected, "
+                 "%d dead-lettered, %d requests, %d retries, %d throttled", self.endpoint.name,
+                 self.batches_done, done, r.submitted, done / elapsed, r.succeeded, r.invalid, r.rejected,
+                 r.dead_lettered, c.requests, c.retries, c.throttled)
+
+
+async def send_records(
+    transport: SpotzeeTransport,
+    endpoint: Endpoint,
+    records: Iterable[Any],
+    *,
+    namespace: str,
+    batch_size: int = MAX_BATCH_SIZE,
+    collect_contacts: bool = False,
+    on_commit: Callable[[int], None] | None = None,
+) -> SendResult:
+    """Send ``records`` (any iterable, streamed) to ``endpoint``; see the module docstring.
+
+    ``on_commit(i)`` is called (in order, from the event loop) whenever every record with input index
+    ``≤ i`` has reached a final outcome other than dead-lettered: a checkpoint can be written there and a
+    resumed run can start after ``i``. A dead-lettered batch holds the commit point back so that a retry
+    of the task sends it again.
+    """
+    check_batch_size(batch_size)
+    result = SendResult(endpoint=endpoint.name)
+    run = _Run(endpoint, transport, namespace, result, collect_contacts, time.monotonic())
+    run.last_log = run.started
+    limit = asyncio.Semaphore(transport.config.max_in_flight)
+    in_flight: set[asyncio.Task[None]] = set()
+    done_upto: dict[int, tuple[int, bool]] = {}  # batch number -> (last input index, fully committed)
+    next_commit = 0
+    commit_blocked = False
+    fatal: list[BaseException] = []
+    last_index = -1
+
+    def committed(batch_no: int, upto: int, ok: bool) -> None:
+        nonlocal next_commit, commit_blocked
+        done_upto[batch_no] = (upto, ok)
+        while next_commit in done_upto:
+            upto_i, ok_i = done_upto.pop(next_commit)
+            next_commit += 1
+            if not ok_i:
+                commit_blocked = True
+            if not commit_blocked and on_commit is not None:
+                on_commit(upto_i)
+
+    async def one(batch_no: int, batch: list[Prepared]) -> None:
+        dead_before = result.dead_lettered
+        try:
+            await run.send_batch(batch, f"{namespace}#{batch_no}")
+        except BaseException as exc:  # auth/config errors: stop the whole send
+            fatal.append(exc)
+            raise
+        finally:
+            limit.release()
+        run.batches_done += 1
+        committed(batch_no, batch[-1].index, result.dead_lettered == dead_before)
+        run.progress()
+
+    def batches() -> Iterable[list[Prepared]]:
+        nonlocal last_index
+        pending: list[Prepared] = []
+        for index, record in enumerate(records):
+            last_index = index
+            result.submitted += 1
+            item = prepare(endpoint, index, record)
+            if isinstance(item, ItemFailure):
+                run._fail(item)
+                continue
+            pending.append(item)
+            if len(pending) == batch_size:
+                yield pending
+                pending = []
+        if pending:
+            yield pending
+
+    try:
+        for batch_no, batch in enumerate(batches()):
+            await limit.acquire()
+            if fatal:
+                limit.release()
+                break
+            task = asyncio.create_task(one(batch_no, batch))
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
+    except Exception:
+        # The source failed mid-stream (e.g. a SQL error): let the batches already sent finish, so they
+        # are counted and checkpointed, then surface the error; a retry resumes after the checkpoint.
+        if in_flight:
+            await asyncio.gather(*in_flight, return_exceptions=True)
+        raise
+    try:
+        if in_flight:
+            await asyncio.gather(*in_flight, return_exceptions=True)
+    finally:
+        for task in in_flight:
+            task.cancel()
+        counters = transport.counters
+        result.requests, result.throttled, result.replayed = counters.requests, counters.throttled, counters.replayed
+        result.retries += counters.retries
+        result.elapsed_seconds = time.monotonic() - run.started
+    if fatal:
+        raise fatal[0]
+    if not commit_blocked and on_commit is not None and last_index >= 0:
+        on_commit(last_index)  # trailing invalid records are final too
+    run.progress(force=True)
+    if not result.balanced:  # a bug, never bad data: say so loudly rather than lose records silently
+        raise SpotzeeError(f"Spotzee send did not balance: {result.model_dump(exclude={'contacts', 'failures', 'dead_letters'})}")
+    return result
