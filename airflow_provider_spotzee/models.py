@@ -176,19 +176,18 @@ class ItemFailure(BaseModel):
     message: str
 
 
-class DeadLetter(BaseModel):
-    """A failure together with the payload that was not delivered, kept for replay (never put in XCom)."""
-
-    failure: ItemFailure
-    payload: dict[str, Any] | None = None
-
-
 class SendResult(BaseModel):
-    """The outcome of one send through the hook. ``submitted == succeeded + invalid + rejected + dead_lettered``."""
+    """The outcome of one send through the hook.
+
+    ``submitted == succeeded + unchanged + invalid + rejected + dead_lettered``. ``failures`` holds
+    identifiers and codes only; ``payloads`` maps a failed record's index to what was (or would have
+    been) sent, for replay files: it may hold personal data and never goes to XCom.
+    """
 
     endpoint: str
     submitted: int = 0
     succeeded: int = 0
+    unchanged: int = 0
     invalid: int = 0
     rejected: int = 0
     dead_lettered: int = 0
@@ -199,11 +198,11 @@ class SendResult(BaseModel):
     elapsed_seconds: float = 0.0
     contacts: list[Contact] = Field(default_factory=list)
     failures: list[ItemFailure] = Field(default_factory=list)
-    dead_letters: list[DeadLetter] = Field(default_factory=list)
+    payloads: dict[int, Any] = Field(default_factory=dict, repr=False)
 
     @property
     def balanced(self) -> bool:
-        return self.submitted == self.succeeded + self.invalid + self.rejected + self.dead_lettered
+        return self.submitted == self.succeeded + self.unchanged + self.invalid + self.rejected + self.dead_lettered
 
     @property
     def items_per_second(self) -> float:

@@ -26,7 +26,6 @@ from airflow_provider_spotzee.batching import MAX_BATCH_SIZE, canonical_body, ch
 from airflow_provider_spotzee.exceptions import SpotzeeError
 from airflow_provider_spotzee.models import (
     Contact,
-    DeadLetter,
     Event,
     ItemFailure,
     SendResult,
@@ -61,6 +60,22 @@ USERS_ASYNC = Endpoint("users_async", "PATCH", "/users", UserUpsert, per_item_re
 EVENTS = Endpoint("events", "POST", "/events", Event, per_item_results=False)
 SUBSCRIPTIONS_BATCH = Endpoint("subscriptions_batch", "POST", "/subscriptions/batch", SubscriptionToggle,
                                per_item_results=True)
+
+
+@dataclass(frozen=True)
+class Unchanged:
+    """A record the caller decided not to send (e.g. superseded by a later row for the same contact)."""
+
+    reason: str = "superseded"
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """A record the caller could not even map: reported as ``stage="invalid"`` with this code."""
+
+    code: str
+    message: str
+    external_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -107,6 +122,9 @@ def _describe(error: ValidationError) -> tuple[str, str]:
 def prepare(endpoint: Endpoint, index: int, record: Any) -> Prepared | ItemFailure:
     """Validate one record and serialise it once. Never raises for bad data."""
     model = endpoint.model
+    if isinstance(record, Invalid):
+        return ItemFailure(index=index, external_id=record.external_id, stage="invalid", code=record.code,
+                           message=record.message)
     try:
         if isinstance(record, model):
             item = record
@@ -178,8 +196,8 @@ class _Run:
         if not 200 <= response.status < 300:
             code = response.error_code
             for item in batch:
-                self._fail(_failure(item, "rejected", code,
-                                    f"Spotzee rejected the whole batch (HTTP {response.status})"))
+                self._fail(_failure(item, "rejected", code, f"Spotzee rejected the whole batch (HTTP {response.status})"),
+                           json.loads(item.body))
             return
         if not endpoint.per_item_results:
             self.result.succeeded += len(batch)
@@ -206,7 +224,7 @@ class _Run:
                 else:
                     self._dead_letter([item], code, f"still failing after one retry in a fresh batch: {message}")
             else:
-                self._fail(_failure(item, "rejected", code, message or "rejected by Spotzee"))
+                self._fail(_failure(item, "rejected", code, message or "rejected by Spotzee"), json.loads(item.body))
         if transient:
             self.result.retries += 1
             await asyncio.sleep(0.2)
@@ -214,8 +232,10 @@ class _Run:
 
     # -------------------------------------------------------------------------------------- outcomes
 
-    def _fail(self, failure: ItemFailure) -> None:
+    def _fail(self, failure: ItemFailure, payload: Any = None) -> None:
         self.result.failures.append(failure)
+        if payload is not None:
+            self.result.payloads[failure.index] = payload
         if failure.stage == "rejected":
             self.result.rejected += 1
         elif failure.stage == "dead_lettered":
@@ -225,9 +245,7 @@ class _Run:
 
     def _dead_letter(self, batch: list[Prepared], code: str, message: str) -> None:
         for item in batch:
-            failure = _failure(item, "dead_lettered", code, message)
-            self._fail(failure)
-            self.result.dead_letters.append(DeadLetter(failure=failure, payload=json.loads(item.body)))
+            self._fail(_failure(item, "dead_lettered", code, message), json.loads(item.body))
 
     def progress(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -236,7 +254,7 @@ class _Run:
         self.last_log = now
         elapsed = max(now - self.started, 1e-9)
         r, c = self.result, self.transport.counters
-        done = r.succeeded + r.rejected + r.dead_lettered + r.invalid
+        done = r.succeeded + r.unchanged + r.rejected + r.dead_lettered + r.invalid
         log.info("Spotzee %s: %d batches, %d/%d items done (%.0f items/s), %d ok, %d invalid, %d rejected, "
                  "%d dead-lettered, %d requests, %d retries, %d throttled", self.endpoint.name,
                  self.batches_done, done, r.submitted, done / elapsed, r.succeeded, r.invalid, r.rejected,
@@ -251,11 +269,18 @@ async def send_records(
     namespace: str,
     batch_size: int = MAX_BATCH_SIZE,
     collect_contacts: bool = False,
-    on_commit: Callable[[int], None] | None = None,
+    on_commit: Callable[[int, SendResult], None] | None = None,
+    start_index: int = 0,
 ) -> SendResult:
     """Send ``records`` (any iterable, streamed) to ``endpoint``; see the module docstring.
 
-    ``on_commit(i)`` is called (in order, from the event loop) whenever every record with input index
+    Records are numbered from ``start_index`` (a resumed run passes the first index after its checkpoint);
+    each batch's key is derived from ``namespace``, the index of its first record and its bytes, so a
+    resumed run rebuilds exactly the batches (and keys) the interrupted one sent.
+
+    A record may be an :class:`Unchanged` marker: it is counted as unchanged and not sent.
+
+    ``on_commit(i, result)`` is called (in order, from the event loop) whenever every record with input index
     ``≤ i`` has reached a final outcome other than dead-lettered: a checkpoint can be written there and a
     resumed run can start after ``i``. A dead-lettered batch holds the commit point back so that a retry
     of the task sends it again.
@@ -281,12 +306,12 @@ async def send_records(
             if not ok_i:
                 commit_blocked = True
             if not commit_blocked and on_commit is not None:
-                on_commit(upto_i)
+                on_commit(upto_i, result)
 
     async def one(batch_no: int, batch: list[Prepared]) -> None:
         dead_before = result.dead_lettered
         try:
-            await run.send_batch(batch, f"{namespace}#{batch_no}")
+            await run.send_batch(batch, f"{namespace}@{batch[0].index}")
         except BaseException as exc:  # auth/config errors: stop the whole send
             fatal.append(exc)
             raise
@@ -299,12 +324,15 @@ async def send_records(
     def batches() -> Iterable[list[Prepared]]:
         nonlocal last_index
         pending: list[Prepared] = []
-        for index, record in enumerate(records):
+        for index, record in enumerate(records, start=start_index):
             last_index = index
             result.submitted += 1
+            if isinstance(record, Unchanged):
+                result.unchanged += 1
+                continue
             item = prepare(endpoint, index, record)
             if isinstance(item, ItemFailure):
-                run._fail(item)
+                run._fail(item, None if isinstance(record, Invalid) else record)
                 continue
             pending.append(item)
             if len(pending) == batch_size:
@@ -341,8 +369,8 @@ async def send_records(
     if fatal:
         raise fatal[0]
     if not commit_blocked and on_commit is not None and last_index >= 0:
-        on_commit(last_index)  # trailing invalid records are final too
+        on_commit(last_index, result)  # trailing invalid records are final too
     run.progress(force=True)
     if not result.balanced:  # a bug, never bad data: say so loudly rather than lose records silently
-        raise SpotzeeError(f"Spotzee send did not balance: {result.model_dump(exclude={'contacts', 'failures', 'dead_letters'})}")
+        raise SpotzeeError(f"Spotzee send did not balance: {result.model_dump(exclude={'contacts', 'failures', 'payloads'})}")
     return result

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import json
 import logging
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from functools import cached_property
 from typing import Any, Literal, TypeVar
@@ -60,6 +62,7 @@ class SpotzeeHook(BaseHook):
     :param requests_per_second: override the write budget for this hook (e.g. a share of the key's budget
         when several workers use the same key).
     :param max_in_flight: override the number of batches in flight.
+    :param rate_share: use only this fraction of the write budget (``1/N`` for N partitions sharing a key).
     """
 
     conn_name_attr = "spotzee_conn_id"
@@ -74,12 +77,16 @@ class SpotzeeHook(BaseHook):
         requests_per_second: float | None = None,
         max_in_flight: int | None = None,
         timeout: float | None = None,
+        rate_share: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.spotzee_conn_id = spotzee_conn_id
         self._overrides = {"requests_per_second": requests_per_second, "max_in_flight": max_in_flight,
                            "timeout": timeout}
+        if rate_share is not None and not 0 < rate_share <= 1:
+            raise SpotzeeConfigError(f"rate_share must be in (0, 1], got {rate_share!r}")
+        self.rate_share = rate_share
         self._async_config: ClientConfig | None = None
 
     # --------------------------------------------------------------------------------------- config
@@ -103,7 +110,11 @@ class SpotzeeHook(BaseHook):
     def _configure(self, conn: Any) -> ClientConfig:
         if conn.password:
             mask_secret(conn.password)
-        return client_config_from_connection(conn, **self._overrides)
+        config = client_config_from_connection(conn, **self._overrides)
+        if self.rate_share is not None:
+            config = dataclasses.replace(config, requests_per_second=config.requests_per_second * self.rate_share,
+                                         max_in_flight=max(2, math.ceil(config.max_in_flight * self.rate_share)))
+        return config
 
     # ----------------------------------------------------------------------------------------- writes
 
@@ -115,7 +126,7 @@ class SpotzeeHook(BaseHook):
         idempotency_namespace: str | None = None,
         batch_size: int = MAX_BATCH_SIZE,
         collect_contacts: bool = False,
-        on_commit: Callable[[int], None] | None = None,
+        on_commit: Callable[[int, SendResult], None] | None = None,
     ) -> SendResult:
         """Upsert contacts: ``sync`` → ``POST /users/batch`` (per-item results), ``async`` → ``PATCH /users``.
 
@@ -128,30 +139,30 @@ class SpotzeeHook(BaseHook):
                          collect_contacts=collect_contacts, on_commit=on_commit)
 
     def track_events(self, events: Iterable[Any], *, idempotency_namespace: str | None = None,
-                     batch_size: int = MAX_BATCH_SIZE, on_commit: Callable[[int], None] | None = None) -> SendResult:
+                     batch_size: int = MAX_BATCH_SIZE, on_commit: Callable[[int, SendResult], None] | None = None) -> SendResult:
         """Record events (``POST /events``)."""
         return self.send(EVENTS, events, idempotency_namespace=idempotency_namespace, batch_size=batch_size,
                          on_commit=on_commit)
 
     def set_subscriptions(self, toggles: Iterable[Any], *, idempotency_namespace: str | None = None,
                           batch_size: int = MAX_BATCH_SIZE,
-                          on_commit: Callable[[int], None] | None = None) -> SendResult:
+                          on_commit: Callable[[int, SendResult], None] | None = None) -> SendResult:
         """Toggle subscription states across contacts (``POST /subscriptions/batch``)."""
         return self.send(SUBSCRIPTIONS_BATCH, toggles, idempotency_namespace=idempotency_namespace,
                          batch_size=batch_size, on_commit=on_commit)
 
     def send(self, endpoint: Endpoint, records: Iterable[Any], *, idempotency_namespace: str | None = None,
              batch_size: int = MAX_BATCH_SIZE, collect_contacts: bool = False,
-             on_commit: Callable[[int], None] | None = None) -> SendResult:
-        """The one send path, for any batch endpoint spec."""
+             on_commit: Callable[[int, SendResult], None] | None = None, start_index: int = 0) -> SendResult:
+        """The one send path, for any batch endpoint spec (see :func:`~airflow_provider_spotzee.send.send_records`)."""
         config = self.config
         return run_sync(lambda: self.asend(endpoint, records, idempotency_namespace=idempotency_namespace,
                                            batch_size=batch_size, collect_contacts=collect_contacts,
-                                           on_commit=on_commit, config=config))
+                                           on_commit=on_commit, start_index=start_index, config=config))
 
     async def asend(self, endpoint: Endpoint, records: Iterable[Any], *, idempotency_namespace: str | None = None,
                     batch_size: int = MAX_BATCH_SIZE, collect_contacts: bool = False,
-                    on_commit: Callable[[int], None] | None = None,
+                    on_commit: Callable[[int, SendResult], None] | None = None, start_index: int = 0,
                     config: ClientConfig | None = None) -> SendResult:
         check_batch_size(batch_size)
         config = config or await self.aget_config()
@@ -159,7 +170,7 @@ class SpotzeeHook(BaseHook):
             return await send_records(transport, endpoint, records,
                                       namespace=idempotency_namespace or DEFAULT_NAMESPACE,
                                       batch_size=batch_size, collect_contacts=collect_contacts,
-                                      on_commit=on_commit)
+                                      on_commit=on_commit, start_index=start_index)
 
     def update_user_subscriptions(self, user_id: str | int, toggles: Iterable[Any], *,
                                   idempotency_namespace: str | None = None) -> Contact:

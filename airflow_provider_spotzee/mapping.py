@@ -1,0 +1,89 @@
+"""Map source rows to Spotzee payloads.
+
+A mapping is either a callable ``row -> payload`` or a dict ``{column: target}`` where a target is a
+payload field (``external_id``, ``email``, …) or a dotted path (``data.first_name``,
+``user.email`` for events). Columns not named in the mapping are not sent. Values are converted to
+JSON the way a DAG author expects: ``Decimal`` → number, ``datetime``/``date`` → ISO 8601,
+``bytes`` → left as is (then reported invalid, never sent).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from airflow_provider_spotzee.exceptions import SpotzeeConfigError
+
+Row = Mapping[str, Any]
+Mapper = Callable[[Row], dict[str, Any]]
+
+#: The sync guide's CRM table (docs: "Map your fields to Spotzee's schema").
+CRM_GUIDE_MAPPING: dict[str, str] = {
+    "id": "external_id",
+    "email_address": "email",
+    "phone_e164": "phone",
+    "locale": "locale",
+    "timezone": "timezone",
+    "first_name": "data.first_name",
+    "last_name": "data.last_name",
+}
+
+
+def json_value(value: Any) -> Any:
+    """A database value as JSON. Non-finite numbers stay floats so validation reports them."""
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            return float("nan")
+        return int(value) if value == value.to_integral_value() and abs(value) < 2**53 else float(value)
+    if isinstance(value, dt.datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+        return moment.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+def _assign(payload: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    target = payload
+    for part in path[:-1]:
+        target = target.setdefault(part, {})
+    target[path[-1]] = value
+
+
+def build_mapper(mapping: Mapping[str, str] | Mapper | None) -> Mapper:
+    """A function ``row -> payload``. ``None`` means rows already are payloads (values still converted)."""
+    if mapping is None:
+        return lambda row: {key: json_value(value) for key, value in row.items()}
+    if callable(mapping):
+        return mapping  # type: ignore[return-value]
+    if not isinstance(mapping, Mapping) or not mapping:
+        raise SpotzeeConfigError("mapping must be a non-empty {column: field} dict or a callable row -> payload")
+    plan: list[tuple[str, tuple[str, ...]]] = []
+    for column, target in mapping.items():
+        if not isinstance(target, str) or not target or any(not part for part in target.split(".")):
+            raise SpotzeeConfigError(f"mapping target for column {column!r} must be a field such as 'email' or 'data.plan'")
+        plan.append((column, tuple(target.split("."))))
+
+    def mapper(row: Row) -> dict[str, Any]:
+        payload: dict[str, Any] = {}
+        for column, path in plan:
+            value = row.get(column)
+            if value is not None:
+                _assign(payload, path, json_value(value))
+        return payload
+
+    mapper.columns = [column for column, _ in plan]  # type: ignore[attr-defined]
+    return mapper
+
+
+def check_columns(mapper: Mapper, columns: Iterable[str]) -> None:
+    """Fail fast (before anything is sent) when a dict mapping names a column the source does not have."""
+    wanted = getattr(mapper, "columns", None)
+    if not wanted:
+        return
+    present = set(columns)
+    missing = [c for c in wanted if c not in present]
+    if missing:
+        raise SpotzeeConfigError(f"mapping names columns the source does not have: {missing} (source columns: {sorted(present)})")

@@ -1,0 +1,466 @@
+"""The one base behind every Spotzee sync operator: extract → map → send, checkpointed.
+
+Subclasses only choose the endpoint. Everything else lives here:
+
+- **extract**: ``records`` (a list or an XComArg) or a SQL source (``table``/``sql`` + ``conn_id`` of any
+  common.sql connection), streamed with a tie-safe keyset cursor;
+- **window**: ``incremental="interval"`` reads the run's data interval; ``"cursor"`` reads everything after
+  the high-water mark kept in the outlet Asset's state store, up to a bound captured once per run;
+  ``"full"`` reads everything;
+- **map**: a ``{column: field}`` dict (dotted ``data.<key>`` targets) or a callable;
+- **send**: :meth:`SpotzeeHook.send` with a namespace of (dag, task, data interval, map index), so every
+  retry, clear or backfill of one interval reuses the same idempotency keys;
+- **checkpoint**: after each committed batch the last committed cursor goes to ``task_state_store``; a
+  retry (or a killed worker's retry, or a clear days later) resumes after it and never re-sends what
+  was committed, even past Spotzee's 24 h key memory;
+- **report**: the summary as return value, the failure list (ids and codes, no PII) under XCom key
+  ``failures``, the full list with payloads as JSON lines at ``failures_path``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from airflow.providers.common.compat.sdk import BaseOperator
+
+from airflow_provider_spotzee.batching import MAX_BATCH_SIZE, check_batch_size, namespace_for
+from airflow_provider_spotzee.exceptions import SpotzeeConfigError, SpotzeeSyncFailed
+from airflow_provider_spotzee.hooks.spotzee import SpotzeeHook
+from airflow_provider_spotzee.mapping import Mapper, build_mapper, check_columns
+from airflow_provider_spotzee.models import ItemFailure, SendResult
+from airflow_provider_spotzee.send import Endpoint, Invalid, Unchanged, prepare
+from airflow_provider_spotzee.validation import PARAMETER_INVALID_FORMAT
+from airflow_provider_spotzee.sources import Partition, SqlSource, json_cursor_value
+
+CHECKPOINT_KEY = "spotzee_checkpoint"
+UPPER_BOUND_KEY = "spotzee_upper_bound"
+ASSET_CURSOR_KEY = "cursor"
+DEFAULT_XCOM_FAILURES = 1000
+COUNT_FIELDS = ("extracted", "sent_ok", "unchanged", "invalid", "rejected", "dead_lettered")
+
+Incremental = Literal["interval", "cursor", "full"]
+
+
+def partitions(count: int) -> list[dict[str, int]]:
+    """Arguments for ``.partial(...).expand(partition=partitions(8))``: N disjoint slices of one source.
+
+    Each mapped task reads rows whose integer ``key_column`` modulo ``count`` equals its index, keeps
+    its own checkpoint (``task_state_store`` is per map index) and by default uses ``1/count`` of the
+    key's rate budget, so the partitions together stay under the ceiling.
+    """
+    if count < 1:
+        raise SpotzeeConfigError("partitions(count) needs count >= 1")
+    return [{"count": count, "index": index} for index in range(count)]
+
+
+class SpotzeeSyncOperator(BaseOperator):
+    """Base of the Spotzee sync operators (see the module docstring). Use a subclass."""
+
+    template_fields: Sequence[str] = (
+        "records", "sql", "table", "conn_id", "spotzee_conn_id", "failures_path", "idempotency_namespace",
+    )
+    template_ext: Sequence[str] = (".sql",)
+    template_fields_renderers = {"sql": "sql"}
+    ui_color = "#ffd6a5"
+
+    endpoint: ClassVar[Endpoint]
+
+    def __init__(
+        self,
+        *,
+        spotzee_conn_id: str = SpotzeeHook.default_conn_name,
+        records: Iterable[Any] | None = None,
+        conn_id: str | None = None,
+        table: str | None = None,
+        sql: str | None = None,
+        cursor_column: str = "updated_at",
+        key_column: str = "id",
+        incremental: Incremental = "interval",
+        cursor_asset: Any = None,
+        mapping: Mapping[str, str] | Callable[[Mapping[str, Any]], dict[str, Any]] | None = None,
+        dedupe_on: str | None = "external_id",
+        batch_size: int = MAX_BATCH_SIZE,
+        page_rows: int = 1000,
+        partition: Mapping[str, int] | None = None,
+        rate_share: float | None = None,
+        max_failure_ratio: float | None = None,
+        dry_run: bool = False,
+        failures_path: str | None = None,
+        max_failures_in_xcom: int = DEFAULT_XCOM_FAILURES,
+        idempotency_namespace: str | None = None,
+        checkpoint_every_seconds: float = 1.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if records is None and conn_id is None:
+            raise SpotzeeConfigError(f"{type(self).__name__}: give records= or a SQL source (conn_id= with table= or sql=)")
+        if records is not None and conn_id is not None:
+            raise SpotzeeConfigError(f"{type(self).__name__}: give records= or a SQL source, not both")
+        if conn_id is not None and (table is None) == (sql is None):
+            raise SpotzeeConfigError(f"{type(self).__name__}: a SQL source needs exactly one of table= or sql=")
+        if incremental not in ("interval", "cursor", "full"):
+            raise SpotzeeConfigError("incremental must be 'interval', 'cursor' or 'full'")
+        if max_failure_ratio is not None and not 0 <= max_failure_ratio <= 1:
+            raise SpotzeeConfigError("max_failure_ratio must be between 0 and 1")
+        self.spotzee_conn_id = spotzee_conn_id
+        self.records = records
+        self.conn_id = conn_id
+        self.table = table
+        self.sql = sql
+        self.cursor_column = cursor_column
+        self.key_column = key_column
+        self.incremental = incremental
+        self.cursor_asset = cursor_asset
+        self.mapping = mapping
+        self.dedupe_on = dedupe_on
+        self.batch_size = check_batch_size(batch_size)
+        self.page_rows = page_rows
+        self.partition = partition
+        self.rate_share = rate_share
+        self.max_failure_ratio = max_failure_ratio
+        self.dry_run = dry_run
+        self.failures_path = failures_path
+        self.max_failures_in_xcom = max_failures_in_xcom
+        self.idempotency_namespace = idempotency_namespace
+        self.checkpoint_every_seconds = checkpoint_every_seconds
+
+    # --------------------------------------------------------------------------------------- pieces
+
+    @cached_property
+    def hook(self) -> SpotzeeHook:
+        share = self.rate_share
+        if share is None and self.partition:
+            share = 1 / int(self.partition["count"])
+        return SpotzeeHook(self.spotzee_conn_id, rate_share=share)
+
+    def _partition(self) -> Partition | None:
+        if not self.partition:
+            return None
+        return Partition(int(self.partition["count"]), int(self.partition["index"]))
+
+    def _namespace(self, context: Mapping[str, Any]) -> str:
+        if self.idempotency_namespace:
+            return self.idempotency_namespace
+        ti = context.get("ti")
+        part = self._partition()
+        map_index = getattr(ti, "map_index", -1) if ti is not None else -1
+        base = namespace_for(self.dag_id, self.task_id, context.get("data_interval_start"),
+                             context.get("data_interval_end"), map_index,
+                             run_id=context.get("run_id"))
+        return f"{base}/p{part.index}of{part.count}" if part else base
+
+    def _cursor_asset(self) -> Any:
+        if self.cursor_asset is not None:
+            return self.cursor_asset
+        from airflow.providers.common.compat.sdk import Asset
+
+        assets = [a for a in (self.outlets or []) if isinstance(a, Asset)]
+        if len(assets) != 1:
+            raise SpotzeeConfigError(
+                "incremental='cursor' keeps its high-water mark on an Asset: put exactly one Asset in outlets= "
+                "or pass cursor_asset=")
+        return assets[0]
+
+    # ---------------------------------------------------------------------------------- extraction
+
+    def _rows(self, context: Mapping[str, Any], after: Any, store: Any) -> Iterator[tuple[Any, Mapping[str, Any]]]:
+        """``(cursor, row)`` pairs to send. ``after`` is the checkpoint cursor (or ``None``)."""
+        if self.records is not None:
+            records = self.records
+            if isinstance(records, (str, bytes)) or not isinstance(records, Iterable):
+                raise SpotzeeConfigError(f"records must be a list of mappings, got {type(records).__name__}")
+            skip = -1 if after is None else int(after)
+            for position, row in enumerate(records):
+                if position > skip:
+                    yield position, row
+            return
+        source = SqlSource(self.conn_id, table=self.table, sql=self.sql, cursor_column=self.cursor_column,  # type: ignore[arg-type]
+                           key_column=self.key_column, page_rows=self.page_rows)
+        start = end = upto = None
+        if self.incremental == "interval":
+            start, end = context.get("data_interval_start"), context.get("data_interval_end")
+        elif self.incremental == "cursor":
+            if after is None:
+                mark = self._asset_state(context).get(ASSET_CURSOR_KEY)
+                after = tuple(mark) if mark else None
+            bound = store.get(UPPER_BOUND_KEY) if store is not None else None
+            if bound is None:
+                captured = source.max_cursor()
+                bound = [json_cursor_value(v) for v in captured] if captured else []
+                if store is not None:
+                    store.set(UPPER_BOUND_KEY, bound)
+            if not bound:
+                return
+            upto = tuple(bound)
+        yield from source.rows(start=start, end=end, after=tuple(after) if after is not None else None,
+                               upto=upto, partition=self._partition())
+
+    def _asset_state(self, context: Mapping[str, Any]) -> Any:
+        stores = context.get("asset_state_store")
+        if stores is None:
+            raise SpotzeeConfigError("incremental='cursor' needs Airflow's asset state store (Airflow >= 3.3)")
+        return stores[self._cursor_asset()]
+
+    # -------------------------------------------------------------------------------------- execute
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        started = time.monotonic()
+        store = context.get("task_state_store")
+        namespace = self._namespace(context)
+        checkpoint = _load_checkpoint(store, namespace)
+        mapper = build_mapper(self.mapping)
+        start_index = checkpoint["index"] + 1 if checkpoint else 0
+        prior = checkpoint["counts"] if checkpoint else dict.fromkeys(COUNT_FIELDS, 0)
+        if checkpoint:
+            self.log.info("Resuming after checkpoint: %d records already final (%s)", start_index, prior)
+
+        rows = self._rows(context, checkpoint["cursor"] if checkpoint else None, store)
+        cursors: dict[int, Any] = {}
+        unchanged: list[int] = []  # indexes, ascending
+        payloads = self._payloads(rows, mapper, cursors, start_index, unchanged)
+        path = self._failures_path(context)
+
+        if self.dry_run:
+            result = _dry_run(self.endpoint, payloads, start_index)
+        else:
+            checkpoints = _Checkpointer(store, namespace, prior, start_index, cursors, unchanged,
+                                        self.checkpoint_every_seconds)
+            result = self.hook.send(self.endpoint, payloads, idempotency_namespace=namespace,
+                                    batch_size=self.batch_size, on_commit=checkpoints.commit, start_index=start_index)
+            checkpoints.flush()
+            if self.incremental == "cursor" and self.conn_id is not None and checkpoints.cursor is not None \
+                    and not result.dead_lettered:
+                self._asset_state(context).set(ASSET_CURSOR_KEY, _json_cursor(checkpoints.cursor))
+
+        failures = _write_failures(path, result, start_index)
+        summary = _summary(prior, result, started, path if failures else None, namespace, self.dry_run,
+                           resumed_from=start_index if checkpoint else None)
+        ti = context.get("ti")
+        if ti is not None:
+            ti.xcom_push(key="failures", value=failures[: self.max_failures_in_xcom])
+        self.log.info("Spotzee %s summary: %s", self.endpoint.name, json.dumps(summary, sort_keys=True))
+        self._enforce_thresholds(summary)
+        return summary
+
+    def _payloads(self, rows: Iterable[tuple[Any, Mapping[str, Any]]], mapper: Mapper, cursors: dict[int, Any],
+                  start_index: int, unchanged: list[int]) -> Iterator[Any]:
+        """Map rows to payloads, remembering each record's cursor until its batch commits."""
+        superseded = self._superseded(rows) if self.dedupe_on and self.records is not None else None
+        checked = False
+        for index, (cursor, row) in enumerate(rows, start=start_index):
+            cursors[index] = cursor
+            if not checked and isinstance(row, Mapping):
+                check_columns(mapper, row.keys())
+                checked = True
+            if superseded is not None and index in superseded:
+                unchanged.append(index)
+                yield Unchanged()
+                continue
+            try:
+                yield mapper(row) if isinstance(row, Mapping) else row
+            except Exception as exc:  # a user mapping callable failed on this row: report it, go on
+                yield Invalid(PARAMETER_INVALID_FORMAT, f"mapping failed on this row: {type(exc).__name__}")
+
+    def _superseded(self, rows: Any) -> set[int]:
+        """Positions of in-memory records superseded by a later record for the same contact."""
+        last: dict[Any, int] = {}
+        superseded: set[int] = set()
+        key = self.dedupe_on
+        mapper = build_mapper(self.mapping)
+        for position, row in enumerate(self.records or []):
+            try:
+                ident = mapper(row).get(key) if isinstance(row, Mapping) else None
+            except Exception:
+                ident = None
+            if ident is None:
+                continue
+            if ident in last:
+                superseded.add(last[ident])
+            last[ident] = position
+        return superseded
+
+    def _failures_path(self, context: Mapping[str, Any]) -> str:
+        if self.failures_path:
+            return self.failures_path
+        ti = context.get("ti")
+        map_index = getattr(ti, "map_index", -1) if ti is not None else -1
+        home = os.environ.get("AIRFLOW_HOME") or str(Path.home() / "airflow")
+        name = f"{self.task_id}{'' if map_index in (None, -1) else f'.{map_index}'}.jsonl"
+        run_id = str(context.get("run_id") or "adhoc").replace("/", "_").replace(":", "_")
+        return str(Path(home) / "spotzee_failures" / self.dag_id / run_id / name)
+
+    def _enforce_thresholds(self, summary: dict[str, Any]) -> None:
+        if self.dry_run:
+            return
+        if self.max_failure_ratio is None:
+            if summary["dead_lettered"]:
+                raise SpotzeeSyncFailed(
+                    f"{summary['dead_lettered']} records were dead-lettered (Spotzee kept failing); they are in "
+                    f"{summary['failures_path']}. A retry of this task resends them (committed batches are skipped).")
+            return
+        failed = summary["invalid"] + summary["rejected"] + summary["dead_lettered"]
+        ratio = failed / summary["extracted"] if summary["extracted"] else 0.0
+        if ratio > self.max_failure_ratio:
+            raise SpotzeeSyncFailed(
+                f"{failed} of {summary['extracted']} records failed ({ratio:.1%} > max_failure_ratio "
+                f"{self.max_failure_ratio:.1%}); see XCom 'failures' and {summary['failures_path']}")
+
+
+# ------------------------------------------------------------------------------------------- helpers
+
+
+def _json_cursor(cursor: Any) -> Any:
+    if isinstance(cursor, tuple):
+        return [json_cursor_value(v) for v in cursor]
+    return json_cursor_value(cursor)
+
+
+def _load_checkpoint(store: Any, namespace: str) -> dict[str, Any] | None:
+    if store is None:
+        return None
+    checkpoint = store.get(CHECKPOINT_KEY)
+    if not isinstance(checkpoint, dict) or checkpoint.get("namespace") != namespace:
+        return None
+    return checkpoint
+
+
+class _Checkpointer:
+    """Writes ``{namespace, index, cursor, counts}`` to the task state store at commit points.
+
+    Writes are throttled (each one is a round trip to the API server); :meth:`flush` writes the last
+    commit point. A kill loses at most ``every`` seconds of checkpoints, and what is re-sent then is
+    replayed by Spotzee from the same idempotency keys (within its 24 h memory).
+    """
+
+    def __init__(self, store: Any, namespace: str, prior: Mapping[str, int], start_index: int,
+                 cursors: dict[int, Any], unchanged: list[int], every: float) -> None:
+        self.store, self.namespace, self.prior, self.start_index = store, namespace, prior, start_index
+        self.cursors, self.unchanged, self.every = cursors, unchanged, every
+        self.cursor: Any = None
+        self._pending: dict[str, Any] | None = None
+        self._written = 0.0
+
+    def commit(self, index: int, live: SendResult) -> None:
+        cursor = self.cursors.get(index, self.cursor)
+        for done in [i for i in self.cursors if i <= index]:
+            del self.cursors[done]
+        if cursor is None:
+            return
+        self.cursor = cursor
+        self._pending = {"namespace": self.namespace, "index": index, "cursor": _json_cursor(cursor),
+                         "counts": _counts_upto(self.prior, live, index, self.start_index, self.unchanged)}
+        if time.monotonic() - self._written >= self.every:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending is not None and self.store is not None:
+            self.store.set(CHECKPOINT_KEY, self._pending)
+            self._written = time.monotonic()
+        self._pending = None
+
+
+def _counts_upto(prior: Mapping[str, int], live: SendResult, index: int, start_index: int,
+                 unchanged_indexes: list[int]) -> dict[str, int]:
+    """Cumulative bucket counts for every record with index ≤ ``index`` (all final at a commit point)."""
+    counts = {name: int(prior.get(name, 0)) for name in COUNT_FIELDS}
+    stages = {"invalid": 0, "rejected": 0, "dead_lettered": 0}
+    for failure in live.failures:
+        if failure.index <= index:
+            stages[failure.stage] += 1
+    records = index - start_index + 1
+    unchanged = bisect.bisect_right(unchanged_indexes, index)
+    counts["extracted"] += records
+    for stage, n in stages.items():
+        counts[stage] += n
+    counts["unchanged"] += unchanged
+    counts["sent_ok"] += records - unchanged - sum(stages.values())
+    return counts
+
+
+def _dry_run(endpoint: Endpoint, payloads: Iterable[Any], start_index: int) -> SendResult:
+    result = SendResult(endpoint=endpoint.name)
+    would_send = 0
+    for index, record in enumerate(payloads, start=start_index):
+        result.submitted += 1
+        if isinstance(record, Unchanged):
+            result.unchanged += 1
+            continue
+        item = prepare(endpoint, index, record)
+        if isinstance(item, ItemFailure):
+            result.invalid += 1
+            result.failures.append(item)
+            result.payloads[index] = record
+        else:
+            would_send += 1
+    result.succeeded = would_send  # "would be sent"; the summary marks the run as a dry run
+    return result
+
+
+def _write_failures(path: str, result: SendResult, start_index: int) -> list[dict[str, Any]]:
+    """Write the full failure list (with payloads) as JSON lines; return it without payloads.
+
+    Lines from an earlier try with an index before ``start_index`` (already committed) are kept; later
+    ones are replaced by this try's outcome, so every record appears once.
+    """
+    kept: list[dict[str, Any]] = []
+    target = _open_path(path)
+    if start_index and target.exists():
+        with target.open("r") as handle:
+            for line in handle:
+                if line.strip():
+                    entry = json.loads(line)
+                    if entry.get("index", -1) < start_index:
+                        kept.append(entry)
+    fresh = [dict(f.model_dump(), payload=result.payloads.get(f.index))
+             for f in sorted(result.failures, key=lambda f: f.index)]
+    entries = kept + fresh
+    if entries or target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("w") as handle:
+            for entry in entries:
+                handle.write(json.dumps(entry, default=repr, ensure_ascii=False) + "\n")
+    return [{k: v for k, v in e.items() if k != "payload"} for e in entries]
+
+
+def _open_path(path: str) -> Any:
+    if "://" in path:
+        from airflow.providers.common.compat.sdk import ObjectStoragePath
+
+        return ObjectStoragePath(path)
+    return Path(path)
+
+
+def _summary(prior: Mapping[str, int], result: SendResult, started: float, failures_path: str | None,
+             namespace: str, dry_run: bool, resumed_from: int | None) -> dict[str, Any]:
+    elapsed = time.monotonic() - started
+    this_try = {
+        "extracted": result.submitted,
+        "sent_ok": result.succeeded,
+        "unchanged": result.unchanged,
+        "invalid": result.invalid,
+        "rejected": result.rejected,
+        "dead_lettered": result.dead_lettered,
+    }
+    counts = {name: int(prior.get(name, 0)) + this_try[name] for name in COUNT_FIELDS}
+    return {
+        "endpoint": result.endpoint,
+        **counts,
+        "balanced": counts["extracted"] == sum(counts[n] for n in COUNT_FIELDS[1:]),
+        "requests": result.requests,
+        "retries": result.retries,
+        "throttled": result.throttled,
+        "replayed": result.replayed,
+        "elapsed_seconds": round(elapsed, 3),
+        "items_per_second": round(result.submitted / elapsed, 1) if elapsed > 0 else 0.0,
+        "failures_path": failures_path,
+        "idempotency_namespace": namespace,
+        "resumed_from_index": resumed_from,
+        "dry_run": dry_run,
+    }
