@@ -208,18 +208,9 @@ class SpotzeeHook(BaseHook):
         config = self.config
         return run_sync(lambda: self.aget_user(user_id, config=config))
 
-    async def aget_user(self, user_id: str | int, *, config: ClientConfig | None = None,
-                        transport: SpotzeeTransport | None = None) -> Contact | None:
-        if transport is None:
-            async with SpotzeeTransport(config or await self.aget_config()) as own:
-                return await self.aget_user(user_id, transport=own)
-        path = f"/users/{_user_path(user_id)}"
-        response = await _final(transport.request("GET", path), path)
-        if response.status == 404:
-            return None
-        if response.status >= 300:
-            raise api_error(response, f"Spotzee could not look up contact {user_id!r}")
-        return Contact.model_validate(response.json())
+    async def aget_user(self, user_id: str | int, *, config: ClientConfig | None = None) -> Contact | None:
+        async with SpotzeeTransport(config or await self.aget_config()) as transport:
+            return await _final(fetch_user(transport, user_id), f"/users/{user_id}")
 
     def iter_users(self, *, q: str | None = None, sort: str | None = None, page_size: int = MAX_BATCH_SIZE,
                    max_items: int | None = None) -> Iterator[Contact]:
@@ -279,6 +270,17 @@ class SpotzeeHook(BaseHook):
             return False, str(exc)
         except Exception as exc:  # test_connection must never raise
             return False, f"Connection test failed: {type(exc).__name__}"
+
+
+async def fetch_user(transport: SpotzeeTransport, user_id: str | int) -> Contact | None:
+    """``GET /users/{userId}`` on an open transport; ``None`` on 404. Exhausted retries raise RetryableError."""
+    path = f"/users/{_user_path(user_id)}"
+    response = await transport.request("GET", path)
+    if response.status == 404:
+        return None
+    if response.status >= 300:
+        raise api_error(response, f"Spotzee could not look up contact {user_id!r}")
+    return Contact.model_validate(response.json())
 
 
 def _user_path(user_id: str | int) -> str:
