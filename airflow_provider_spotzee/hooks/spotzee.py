@@ -255,7 +255,7 @@ class SpotzeeHook(BaseHook):
     def test_connection(self) -> tuple[bool, str]:
         """A cheap authenticated read (``GET /users?limit=1``). Never raises."""
         try:
-            config = self.config
+            config = dataclasses.replace(self.config, max_retries=1, max_wait=5.0)
 
             async def probe() -> str:
                 async with SpotzeeTransport(config) as transport:

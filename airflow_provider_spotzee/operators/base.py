@@ -186,6 +186,10 @@ class SpotzeeSyncOperator(BaseOperator):
         start = end = upto = None
         if self.incremental == "interval":
             start, end = context.get("data_interval_start"), context.get("data_interval_end")
+            if start is not None and start == end:
+                raise SpotzeeConfigError(
+                    "incremental='interval' but this run's data interval is empty (start == end): give the DAG "
+                    "a timetable with data intervals (e.g. CronDataIntervalTimetable) or use incremental='cursor'")
         elif self.incremental == "cursor":
             if after is None:
                 mark = self._asset_state(context).get(ASSET_CURSOR_KEY)
