@@ -11,7 +11,7 @@ FIRST = ["Jane", "Liam", "Olivia", "Noah", "Ava", "Mia", "Lucas", "Zoe", "Amir",
          "Mateo", "Aisha", "Ethan", "Ngọc", "Leah", "Oskar", "Priya", "Tomás"]
 LAST = ["Doe", "Smith", "Nguyen", "García", "Müller", "Kowalski", "Tanaka", "Okafor", "Rossi", "Brown",
         "Wilson", "Patel", "Dubois", "Silva", "O'Neil", "Larsen"]
-PLACES = [("Australia/Sydney", "en-AU", "+614001{:05d}"), ("Europe/Berlin", "de-DE", "+49151{:07d}"),
+PLACES = [("Australia/Sydney", "en-AU", "+614001{:05d}"), ("Europe/Berlin", "de-DE", "+49151{:08d}"),
           ("America/New_York", "en-US", "+1212555{:04d}"), ("Europe/Paris", "fr-FR", "+3361234{:04d}"),
           ("Asia/Tokyo", "ja-JP", "+8190123{:05d}"), ("America/Sao_Paulo", "pt-BR", "+55119876{:05d}")]
 PLANS = ["free", "pro", "team", "enterprise"]
