@@ -98,7 +98,7 @@ class Event(_Identified):
     @field_validator("created_at", mode="before")
     @classmethod
     def _created_at(cls, value: Any) -> str | None:
-        return _iso8601(value)
+        return v.timestamp("created_at", value)
 
 
 class SubscriptionChange(_Payload):
@@ -120,22 +120,6 @@ class SubscriptionChange(_Payload):
 
 class SubscriptionToggle(SubscriptionChange, _Identified):
     """One item of ``POST /subscriptions/batch``: set ``state`` of ``subscription_id`` for a contact."""
-
-
-def _iso8601(value: Any) -> str | None:
-    """Datetimes become ISO 8601 UTC strings; strings must parse as ISO 8601."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, dt.datetime):
-        moment = value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
-        return moment.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    if isinstance(value, str):
-        try:
-            dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError as exc:
-            raise v.FieldError("created_at", v.PARAMETER_INVALID_FORMAT, "is not an ISO 8601 time") from exc
-        return value
-    raise v.FieldError("created_at", v.PARAMETER_INVALID_FORMAT, "must be an ISO 8601 string or a datetime")
 
 
 # --------------------------------------------------------------------------------------------- responses

@@ -11,6 +11,7 @@ contains the offending value (it may be an email address or a phone number).
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import re
 import zoneinfo
@@ -148,6 +149,27 @@ def event_name(value: Any) -> str:
     if len(value) > MAX_IDENTIFIER_LEN:
         raise FieldError("name", PARAMETER_INVALID_FORMAT, f"longer than {MAX_IDENTIFIER_LEN} characters")
     return value
+
+
+def timestamp(field: str, value: Any) -> str | None:
+    """ISO 8601 string or datetime → canonical ``YYYY-MM-DDTHH:MM:SS.mmmZ`` (naive means UTC)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        try:
+            value = dt.datetime.fromisoformat(text)
+        except ValueError:
+            raise FieldError(field, PARAMETER_INVALID_FORMAT, "is not an ISO 8601 timestamp") from None
+    if not isinstance(value, dt.datetime):
+        raise FieldError(field, PARAMETER_INVALID_FORMAT, "must be an ISO 8601 timestamp string")
+    moment = value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    try:
+        return moment.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    except (OverflowError, ValueError):
+        raise FieldError(field, PARAMETER_INVALID_FORMAT, "is out of range") from None
 
 
 def subscription_state(value: Any) -> int:

@@ -1,0 +1,663 @@
+"""The emulator's ASGI application.
+
+``/api/client/...`` is served by :class:`ClientAPI`, a raw ASGI handler (routing on the raw path so
+URL-escaped external_ids containing ``/`` work, and with direct access to the connection so a fault can
+cut it after a write was applied). ``/__emulator/...`` is the Starlette admin app. Every client request
+goes through the same pipeline::
+
+    auth -> version -> rate limit (and 429 storms) -> route -> Idempotency-Key format
+    -> injected 5xx / forced 409 in_progress -> idempotency lookup (replay, mismatch, in progress)
+    -> body parse and validation -> apply -> injected latency -> idempotency record completed
+    -> maybe drop the connection -> response
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from datetime import date
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request as StarletteRequest
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from airflow_provider_spotzee.testing import endpoints
+from airflow_provider_spotzee.testing.clock import iso
+from airflow_provider_spotzee.testing.config import CURRENT_VERSION, SUPPORTED_VERSIONS, EmulatorConfig
+from airflow_provider_spotzee.testing.endpoints import Request
+from airflow_provider_spotzee.testing.idempotency import MAX_KEY_LENGTH, Record
+from airflow_provider_spotzee.testing.items import MAX_ITEMS
+from airflow_provider_spotzee.testing.problems import PROBLEM_CONTENT_TYPE, ApiError, problem_body
+from airflow_provider_spotzee.testing.state import EmulatorState
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/client"
+ADMIN_PREFIX = "/__emulator"
+
+_API_PREFIX_B = API_PREFIX.encode()
+_JSON = b"application/json"
+_VERSION_RE = re.compile(rb"^\d{4}-\d{2}-\d{2}$")
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_CURRENT_B = CURRENT_VERSION.encode()
+_SUPPORTED_B = frozenset(v.encode() for v in SUPPORTED_VERSIONS)
+
+BodyHandler = Callable[[EmulatorState, list[Any], Request], endpoints.Result]
+QueryHandler = Callable[[EmulatorState, Request], endpoints.Result]
+
+
+class _Route:
+    __slots__ = ("allow", "handler", "label", "takes_body", "user_id")
+
+    def __init__(
+        self,
+        label: str,
+        handler: Any = None,
+        takes_body: bool = False,
+        user_id: str | None = None,
+        allow: str | None = None,
+    ) -> None:
+        self.label = label
+        self.handler = handler
+        self.takes_body = takes_body
+        self.user_id = user_id
+        self.allow = allow  # set when the path exists but not for this method
+
+
+_NOT_FOUND = _Route("UNMATCHED")
+
+
+def resolve(method: str, segments: list[str] | None) -> _Route:
+    """Map (method, decoded path segments below /api/client) to a route."""
+    if not segments:
+        return _NOT_FOUND
+    n, head = len(segments), segments[0]
+    if head == "users":
+        if n == 1:
+            if method == "GET":
+                return _Route("GET /users", endpoints.list_users)
+            if method == "PATCH":
+                return _Route("PATCH /users", endpoints.upsert_async, True)
+            return _Route(f"{method} /users", allow="GET, PATCH")
+        if n == 2:
+            if method == "GET":  # GET /users/batch looks up the contact whose external_id is "batch"
+                return _Route("GET /users/{userId}", endpoints.get_user, user_id=segments[1])
+            if method == "POST" and segments[1] == "batch":
+                return _Route("POST /users/batch", endpoints.upsert_batch, True)
+            return _Route(
+                f"{method} /users/{{userId}}", allow="GET, POST" if segments[1] == "batch" else "GET"
+            )
+        if n == 3 and segments[2] == "subscriptions":
+            if method == "PATCH":
+                return _Route(
+                    "PATCH /users/{userId}/subscriptions",
+                    endpoints.toggle_user_subscriptions,
+                    True,
+                    user_id=segments[1],
+                )
+            return _Route(f"{method} /users/{{userId}}/subscriptions", allow="PATCH")
+        return _NOT_FOUND
+    if head == "events" and n == 1:
+        if method == "POST":
+            return _Route("POST /events", endpoints.track_events, True)
+        return _Route(f"{method} /events", allow="POST")
+    if head == "subscriptions" and n == 2 and segments[1] == "batch":
+        if method == "POST":
+            return _Route("POST /subscriptions/batch", endpoints.subscriptions_batch, True)
+        return _Route(f"{method} /subscriptions/batch", allow="POST")
+    return _NOT_FOUND
+
+
+def _segments(scope: dict[str, Any]) -> list[str] | None:
+    raw: bytes = scope.get("raw_path") or scope["path"].encode()
+    rest = raw[len(_API_PREFIX_B) :]
+    if not rest.startswith(b"/"):
+        return None
+    try:
+        return [unquote_to_bytes(part).decode("utf-8") for part in rest[1:].split(b"/")]
+    except UnicodeDecodeError:
+        return None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_items(body: bytes) -> list[Any]:
+    """The body of every write: a JSON array of 1 to 100 items (whole-request 400 otherwise)."""
+    if not body.strip():
+        raise ApiError("parameter_missing", "A JSON array body is required.")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError("parameter_invalid_format", "The body is not valid UTF-8.") from None
+    try:
+        data = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        raise ApiError("parameter_invalid_format", "The body is not valid JSON.") from None
+    if not isinstance(data, list):
+        raise ApiError(
+            "parameter_invalid_format", f"The body must be a JSON array of 1 to {MAX_ITEMS} items."
+        )
+    if not 1 <= len(data) <= MAX_ITEMS:
+        raise ApiError(
+            "parameter_invalid_format",
+            f"The body must hold 1 to {MAX_ITEMS} items; it holds {len(data)}.",
+        )
+    return data
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class _Disconnected(Exception):
+    pass
+
+
+async def _read_body(receive: Callable[[], Awaitable[dict[str, Any]]], limit: int) -> bytes:
+    """The request body; past ``limit`` the rest is read and discarded, then _BodyTooLarge is raised
+    (so the client, still sending, is not cut off before it can read the 400)."""
+    chunks = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _Disconnected
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size <= limit:
+                chunks.append(chunk)
+            else:
+                chunks.clear()
+        if not message.get("more_body", False):
+            if size > limit:
+                raise _BodyTooLarge
+            return b"".join(chunks)
+
+
+class ClientAPI:
+    """The Spotzee client API under ``/api/client``."""
+
+    def __init__(self, state: EmulatorState) -> None:
+        self.state = state
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        st = self.state
+        now = st.clock.now()
+        st.drain(now)
+        stats = st.stats
+        request_id = st.request_id()
+        method: str = scope["method"]
+        headers: dict[bytes, bytes] = dict(scope["headers"])
+        client_type = headers.get(b"x-spotzee-client-type")
+        stats.client_type(client_type.decode("latin-1")[:64] if client_type else None)
+        route = resolve(method, _segments(scope))
+
+        version = _CURRENT_B
+        out: list[tuple[bytes, bytes]] = []  # rate-limit and other extra headers
+        record: Record | None = None
+        api_key = idem_key = ""
+        applied = replayed = False
+        status, payload = 500, b""
+        content_type: bytes | None = None
+        try:
+            # 1. authentication and permission
+            auth = headers.get(b"authorization", b"")
+            key = st.keys.get(auth[7:].strip().decode("latin-1")) if auth[:7].lower() == b"bearer " else None
+            if key is None:
+                raise ApiError("unauthorized", "The API key is missing or not recognised.")
+            api_key = key.key
+            version = key.default_version.encode()
+            kind = "read" if method in _READ_METHODS else "write"
+            tier, plan = st.config.plan_for(key)
+            enforce = st.config.rate_limits
+            if kind == "write" and not key.can("write"):
+                out = st.limiter.check(
+                    api_key, kind, tier, plan, now, consume=False, enforce=enforce
+                ).headers()
+                raise ApiError("forbidden", "This API key is not allowed to write.")
+            # 2. version
+            asked = headers.get(b"spotzee-version")
+            if asked is not None:
+                asked = asked.strip()
+                if asked not in _SUPPORTED_B:
+                    out = st.limiter.check(
+                        api_key, kind, tier, plan, now, consume=False, enforce=enforce
+                    ).headers()
+                    if not _is_date(asked):
+                        raise ApiError(
+                            "parameter_invalid_format", "Spotzee-Version: must be a YYYY-MM-DD date."
+                        )
+                    raise ApiError(
+                        "version_unsupported",
+                        f"Spotzee-Version: unsupported; supported: {', '.join(sorted(SUPPORTED_VERSIONS))}.",
+                    )
+                version = asked
+            # 3. rate limit (a 429 storm applies to writes)
+            if kind == "write":
+                storm = st.faults.storm_retry_after(now)
+                if storm:
+                    stats.faults["storm_429"] += 1
+                    decision = st.limiter.check(
+                        api_key, kind, tier, plan, now, consume=False, enforce=enforce
+                    )
+                    out = decision.headers()
+                    out[2] = (b"x-ratelimit-reset", str(storm).encode())
+                    raise ApiError(
+                        "rate_limited",
+                        "Too many requests; retry after the Retry-After delay.",
+                        [(b"retry-after", str(storm).encode())],
+                    )
+            decision = st.limiter.check(api_key, kind, tier, plan, now, enforce=enforce)
+            out = decision.headers()
+            if not decision.allowed:
+                raise ApiError(
+                    "rate_limited",
+                    "Too many requests; retry after the Retry-After delay.",
+                    [(b"retry-after", str(decision.retry_after).encode())],
+                )
+            # routing
+            if route.handler is None:
+                if route.allow:
+                    raise ApiError(
+                        "method_not_allowed",
+                        f"{method} is not allowed here.",
+                        [(b"allow", route.allow.encode())],
+                    )
+                raise ApiError("resource_missing", "No such endpoint.")
+            # 4. Idempotency-Key format (ignored on reads)
+            has_key = False
+            if kind == "write":
+                raw_key = headers.get(b"idempotency-key")
+                if raw_key is not None:
+                    try:
+                        idem_key = raw_key.decode("utf-8")
+                    except UnicodeDecodeError:
+                        idem_key = raw_key.decode("latin-1")
+                    if not idem_key.strip() or len(idem_key) > MAX_KEY_LENGTH:
+                        raise ApiError(
+                            "idempotency_key_invalid",
+                            f"Idempotency-Key: must be 1 to {MAX_KEY_LENGTH} characters.",
+                        )
+                    has_key = True
+            # 5. injected faults before anything is applied
+            injected = st.faults.server_error()
+            if injected:
+                if injected == 500:
+                    stats.faults["error_500"] += 1
+                    raise ApiError("internal_error", "An internal error occurred (injected).")
+                stats.faults["error_503"] += 1
+                raise ApiError(
+                    "service_unavailable",
+                    "The service is temporarily unavailable (injected).",
+                    [(b"retry-after", b"1")],
+                )
+            if has_key and st.faults.forced_in_progress():
+                stats.faults["in_progress_409"] += 1
+                raise ApiError(
+                    "idempotency_in_progress",
+                    "A request with this Idempotency-Key is in progress.",
+                    [(b"retry-after", b"1")],
+                )
+            body = b""
+            if route.takes_body:
+                body = await _read_body(receive, st.config.max_body_bytes)
+            # 6. idempotency lookup
+            if has_key:
+                fingerprint = hashlib.blake2b(
+                    method.encode() + b" " + (scope.get("raw_path") or scope["path"].encode()) + b"\n" + body,
+                    digest_size=16,
+                ).digest()
+                outcome, record = st.idempotency.claim(api_key, idem_key, fingerprint, now)
+                if outcome == "mismatch":
+                    raise ApiError(
+                        "idempotency_key_mismatch",
+                        "This Idempotency-Key was used with a different request body.",
+                    )
+                if outcome == "in_progress":
+                    raise ApiError(
+                        "idempotency_in_progress",
+                        "A request with this Idempotency-Key is still in progress.",
+                        [(b"retry-after", b"1")],
+                    )
+                if outcome == "replay":
+                    assert record is not None
+                    replayed = True
+                    stats.replays += 1
+                    status, payload = record.status, record.body
+                    out.extend(record.headers)
+                    out.append((b"idempotent-replayed", b"true"))
+                    out.append((b"original-request-id", record.request_id.encode()))
+                    record = None
+            if not replayed:
+                # 7. parse, validate and apply
+                req = Request(
+                    route.label, now, idem_key or None, scope.get("query_string", b""), route.user_id
+                )
+                if route.takes_body:
+                    items = parse_items(body)
+                    stats.items_received[route.label] += len(items)
+                    status, result, extra = route.handler(st, items, req)
+                else:
+                    status, result, extra = route.handler(st, req)
+                applied = kind == "write"
+                out.extend(extra)
+                if result is not None:
+                    payload = json.dumps(result, separators=(",", ":")).encode()
+                    content_type = _JSON
+                    out.append((b"content-type", _JSON))
+        except ApiError as exc:
+            status = exc.status
+            payload = problem_body(exc.code, exc.message, request_id)
+            out.extend(exc.headers)
+            out.append((b"content-type", PROBLEM_CONTENT_TYPE))
+        except _BodyTooLarge:
+            status = 400
+            payload = problem_body("parameter_invalid_format", "The body is too large.", request_id)
+            out.append((b"content-type", PROBLEM_CONTENT_TYPE))
+        except _Disconnected:
+            if record is not None:
+                st.idempotency.release(api_key, idem_key, record)
+            stats.request(route.label, "disconnected")
+            return
+        except Exception:  # a bug in the emulator: still answer with problem+json, never crash
+            log.exception("Spotzee emulator: unexpected error while handling %s", route.label)
+            status = 500
+            payload = problem_body(
+                "internal_error", "Unexpected emulator error (see the server log).", request_id
+            )
+            out.append((b"content-type", PROBLEM_CONTENT_TYPE))
+        except BaseException:
+            if record is not None:
+                st.idempotency.release(api_key, idem_key, record)
+            raise
+
+        try:
+            # 8. injected latency (an idempotency key stays "in progress" meanwhile)
+            delay = st.faults.latency_seconds()
+            if delay > 0:
+                stats.faults["latency"] += 1
+                await asyncio.sleep(delay)
+        finally:
+            # 9. remember successful outcomes only
+            if record is not None:
+                if 200 <= status < 300:
+                    stored = [(b"content-type", content_type)] if content_type else []
+                    st.idempotency.complete(
+                        api_key, idem_key, record, status, stored, payload, request_id, st.clock.now()
+                    )
+                else:
+                    st.idempotency.release(api_key, idem_key, record)
+
+        # 10. maybe cut the connection after a successful write was applied
+        if applied and 200 <= status < 300 and st.faults.drop_after_apply():
+            stats.faults["drop_after_apply"] += 1
+            stats.request(route.label, "dropped")
+            await _drop_connection(send)
+            return
+
+        stats.request(route.label, status)
+        response_headers = [(b"x-request-id", request_id.encode()), (b"spotzee-version", version)]
+        response_headers.extend(out)
+        if status != 204:
+            response_headers.append((b"content-length", str(len(payload)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": response_headers})
+        await send({"type": "http.response.body", "body": payload if status != 204 else b""})
+
+
+def _is_date(value: bytes) -> bool:
+    if not _VERSION_RE.match(value):
+        return False
+    try:
+        date.fromisoformat(value.decode())
+    except ValueError:
+        return False
+    return True
+
+
+class ConnectionDropped(Exception):
+    """Raised (fallback path only) to make the server abort a response mid-way."""
+
+
+async def _drop_connection(send: Any) -> None:
+    """Close the connection without a response. Uses the server's transport when the ASGI server
+    exposes it (uvicorn does); otherwise starts a response that can never complete."""
+    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    if transport is not None:
+        transport.close()
+        # let the server notice the loss before the app returns, so it does not try to send a 500
+        for _ in range(5):
+            await asyncio.sleep(0)
+        return
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-length", b"1024"), (b"content-type", _JSON)],
+        }
+    )
+    await send({"type": "http.response.body", "body": b"{", "more_body": True})
+    raise ConnectionDropped
+
+
+# -- admin API ---------------------------------------------------------------------------------------------
+def _problem(status: int, message: str) -> Response:
+    code = {400: "parameter_invalid_format", 404: "resource_missing", 405: "method_not_allowed"}.get(
+        status, "internal_error"
+    )
+    return Response(
+        problem_body(code, message, None), status_code=status, media_type="application/problem+json"
+    )
+
+
+async def _json_body(request: StarletteRequest) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise HTTPException(400, "body is not JSON") from None
+    if not isinstance(data, dict):
+        raise HTTPException(400, "body must be a JSON object")
+    return data
+
+
+def _page_params(request: StarletteRequest, default_limit: int = 1000) -> tuple[int, int | None]:
+    try:
+        offset = int(request.query_params.get("offset", "0"))
+        limit_text = request.query_params.get("limit")
+        limit = default_limit if limit_text is None else int(limit_text)
+    except ValueError:
+        raise HTTPException(400, "offset and limit must be integers") from None
+    if offset < 0 or limit < 0:
+        raise HTTPException(400, "offset and limit must be >= 0")
+    return offset, limit
+
+
+def build_admin_routes(state: EmulatorState) -> list[Route]:
+    st = state
+
+    async def health(request: StarletteRequest) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def stats(request: StarletteRequest) -> Response:
+        return JSONResponse(st.stats.snapshot())
+
+    async def summary(request: StarletteRequest) -> Response:
+        st.drain(st.clock.now())
+        return JSONResponse(st.summary())
+
+    async def ledger_events(request: StarletteRequest) -> Response:
+        offset, limit = _page_params(request)
+        qp = request.query_params
+        total, rows = st.ledger.events(
+            offset,
+            limit,
+            name=qp.get("name"),
+            external_id=qp.get("external_id"),
+            anonymous_id=qp.get("anonymous_id"),
+            duplicates_only=qp.get("duplicates") in ("1", "true"),
+        )
+        return JSONResponse({"total": total, "offset": offset, "limit": limit, "events": rows})
+
+    async def ledger_contacts(request: StarletteRequest) -> Response:
+        st.drain(st.clock.now())
+        offset, limit = _page_params(request)
+        qp = request.query_params
+        store = st.contacts
+        if "external_id" in qp or "anonymous_id" in qp or "id" in qp:
+            c = None
+            if "id" in qp:
+                try:
+                    c = store.by_id.get(int(qp["id"]))
+                except ValueError:
+                    raise HTTPException(400, "id must be an integer") from None
+            elif "external_id" in qp:
+                c = store.by_external.get(qp["external_id"])
+            else:
+                c = store.by_anonymous.get(qp["anonymous_id"])
+            rows = [st.contact_view(c)] if c is not None else []
+            total = len(rows)
+        else:
+            total = len(store)
+            rows = []
+            for i, c in enumerate(store.by_id.values()):
+                if i < offset:
+                    continue
+                if limit is not None and len(rows) >= limit:
+                    break
+                rows.append(st.contact_view(c))
+        return JSONResponse({"total": total, "offset": offset, "limit": limit, "contacts": rows})
+
+    async def ledger_subscriptions(request: StarletteRequest) -> Response:
+        offset, limit = _page_params(request)
+        qp = request.query_params
+        try:
+            contact_id = int(qp["contact_id"]) if "contact_id" in qp else None
+            subscription_id = int(qp["subscription_id"]) if "subscription_id" in qp else None
+        except ValueError:
+            raise HTTPException(400, "contact_id and subscription_id must be integers") from None
+        total, toggles = st.ledger.toggles(
+            offset, limit, contact_id=contact_id, subscription_id=subscription_id
+        )
+        states = []
+        for c in st.contacts.by_id.values():
+            if not c.subscriptions or (contact_id is not None and c.id != contact_id):
+                continue
+            for sid, current in c.subscriptions.items():
+                if subscription_id is None or sid == subscription_id:
+                    states.append(
+                        {
+                            "contact_id": c.id,
+                            "external_id": c.external_id,
+                            "anonymous_id": c.anonymous_id,
+                            "subscription_id": sid,
+                            "state": current,
+                        }
+                    )
+        return JSONResponse(
+            {"total": total, "offset": offset, "limit": limit, "toggles": toggles, "states": states}
+        )
+
+    async def get_faults(request: StarletteRequest) -> Response:
+        return JSONResponse(st.faults.view(st.clock.now()))
+
+    async def set_faults(request: StarletteRequest) -> Response:
+        changes = await _json_body(request)
+        try:
+            st.faults.update(st.clock.now(), **changes)
+        except (TypeError, ValueError) as exc:
+            raise HTTPException(400, str(exc)) from None
+        return JSONResponse(st.faults.view(st.clock.now()))
+
+    async def get_config(request: StarletteRequest) -> Response:
+        return JSONResponse(st.config.public_dict())
+
+    async def set_config(request: StarletteRequest) -> Response:
+        changes = await _json_body(request)
+        try:
+            st.configure(**changes)
+        except (TypeError, ValueError) as exc:
+            raise HTTPException(400, str(exc)) from None
+        return JSONResponse(st.config.public_dict())
+
+    async def clock(request: StarletteRequest) -> Response:
+        if request.method == "POST":
+            body = await _json_body(request)
+            try:
+                st.clock.advance(body.get("advance_seconds", 0))
+            except ValueError as exc:
+                raise HTTPException(400, str(exc)) from None
+        now = st.clock.now()
+        return JSONResponse({"now": iso(now), "epoch_seconds": now, "offset_seconds": st.clock.offset})
+
+    async def reset(request: StarletteRequest) -> Response:
+        body = await _json_body(request)
+        config = None
+        if body.get("config") is not None:
+            try:
+                config = EmulatorConfig.from_dict(body["config"])
+            except (TypeError, ValueError) as exc:
+                raise HTTPException(400, str(exc)) from None
+        st.reset(config)
+        return JSONResponse({"status": "reset", "config": st.config.public_dict()})
+
+    p = ADMIN_PREFIX
+    return [
+        Route(f"{p}/health", health, methods=["GET"]),
+        Route(f"{p}/stats", stats, methods=["GET"]),
+        Route(f"{p}/ledger/summary", summary, methods=["GET"]),
+        Route(f"{p}/ledger/events", ledger_events, methods=["GET"]),
+        Route(f"{p}/ledger/contacts", ledger_contacts, methods=["GET"]),
+        Route(f"{p}/ledger/subscriptions", ledger_subscriptions, methods=["GET"]),
+        Route(f"{p}/faults", get_faults, methods=["GET"]),
+        Route(f"{p}/faults", set_faults, methods=["POST"]),
+        Route(f"{p}/config", get_config, methods=["GET"]),
+        Route(f"{p}/config", set_config, methods=["POST"]),
+        Route(f"{p}/clock", clock, methods=["GET", "POST"]),
+        Route(f"{p}/reset", reset, methods=["POST"]),
+    ]
+
+
+class EmulatorApp:
+    """The whole emulator: the client API plus the admin API, over one :class:`EmulatorState`."""
+
+    def __init__(self, config: EmulatorConfig | None = None) -> None:
+        self.state = EmulatorState(config)
+        self.client_api = ClientAPI(self.state)
+
+        async def http_exception(request: StarletteRequest, exc: Exception) -> Response:
+            assert isinstance(exc, HTTPException)
+            response = _problem(exc.status_code, str(exc.detail))
+            if exc.headers:
+                response.headers.update(exc.headers)
+            return response
+
+        self.admin = Starlette(
+            routes=build_admin_routes(self.state),
+            exception_handlers={HTTPException: http_exception},
+        )
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            if path.startswith(API_PREFIX) and (len(path) == len(API_PREFIX) or path[len(API_PREFIX)] == "/"):
+                await self.client_api(scope, receive, send)
+                return
+        await self.admin(scope, receive, send)
+
+
+def create_app(config: EmulatorConfig | None = None) -> EmulatorApp:
+    """A fresh emulator ASGI app (serve it with any ASGI server; ``run_emulator`` does it for you)."""
+    return EmulatorApp(config)
