@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -38,6 +39,8 @@ from airflow_provider_spotzee.models import ItemFailure, SendResult
 from airflow_provider_spotzee.send import Endpoint, Invalid, Unchanged, prepare
 from airflow_provider_spotzee.validation import PARAMETER_INVALID_FORMAT
 from airflow_provider_spotzee.sources import Partition, SqlSource, json_cursor_value
+
+log = logging.getLogger(__name__)
 
 CHECKPOINT_KEY = "spotzee_checkpoint"
 UPPER_BOUND_KEY = "spotzee_upper_bound"
@@ -365,8 +368,11 @@ class _Checkpointer:
 
     def flush(self) -> None:
         if self._pending is not None and self.store is not None:
+            started = time.monotonic()
             self.store.set(CHECKPOINT_KEY, self._pending)
             self._written = time.monotonic()
+            log.debug("checkpoint: records up to index %d are final (%.1f ms)", self._pending["index"],
+                      (self._written - started) * 1000)
         self._pending = None
 
 

@@ -1,0 +1,103 @@
+"""The example DAGs through real Airflow 3 against the emulator and a real SQLite CRM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import pytest
+
+from airflow_provider_spotzee.testing.crm import seed_crm, seed_events
+from tests.dags.conftest import summaries
+
+pytestmark = pytest.mark.dags
+
+
+def test_crm_sync_dag_balances_against_the_source(airflow, emulator, tmp_path):
+    kinds = seed_crm(tmp_path / "crm.db", 2_000)
+    done = airflow.cli("dags", "test", "spotzee_crm_sync", "2026-11-25")
+    assert done.returncode == 0, done.stdout[-4000:]
+    summary = summaries(done.stdout, "users_batch")[-1]
+    bad = sum(v for k, v in kinds.items() if k != "good")
+    assert summary["balanced"] and summary["extracted"] == 2_000
+    assert (summary["sent_ok"], summary["invalid"], summary["rejected"], summary["dead_lettered"]) == (
+        2_000 - bad,
+        bad,
+        0,
+        0,
+    )
+    ledger = emulator.ledger_summary()
+    assert ledger["contacts"] == summary["sent_ok"] and ledger["contacts_upserted_more_than_once"] == 0
+    assert "Spotzee reconciliation: extracted=2000" in done.stdout
+    # the failure list went to XCom without PII, and the full list (with payloads) to a file
+    assert "@example.com" not in "".join(
+        line for line in done.stdout.splitlines() if "failures" in line and "xcom" in line.lower()
+    )
+    lines = [json.loads(line) for line in open(summary["failures_path"])]
+    assert len(lines) == bad and all(line["code"] and line["stage"] == "invalid" for line in lines)
+
+
+def test_killed_worker_is_resumed_and_every_event_is_applied_once(airflow, emulator, tmp_path):
+    kinds = seed_events(tmp_path / "crm.db", 4_000)
+    emulator.set_faults(latency_ms=150)
+    airflow.env["AIRFLOW_CONN_SPOTZEE_DEFAULT"] = emulator.connection_json(max_in_flight=2)
+    proc = airflow.popen_dagrun("spotzee_track_events", "2026-11-25")
+    deadline = time.monotonic() + 120
+    while emulator.ledger_summary()["events_applied"] < 1_200:
+        assert proc.poll() is None, proc.stdout.read()[-3000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # the worker dies mid-sync, between or during batches
+    proc.wait()
+    applied_at_kill = emulator.ledger_summary()["events_applied"]
+    assert applied_at_kill < kinds["good"]
+    # Airflow notices the dead worker and retries the task in the same run (the retry reads the checkpoint)
+    emulator.set_faults(latency_ms=0)
+    done = airflow.dagrun("spotzee_track_events", "2026-11-25", reap=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-4000:]
+    summary = summaries(done.stdout, "events")[-1]
+    assert summary["resumed_from_index"] is not None and summary["resumed_from_index"] > 0, done.stdout[-6000:]
+    assert summary["balanced"] and summary["extracted"] == 4_000 and summary["sent_ok"] == kinds["good"]
+    ledger = emulator.ledger_summary()
+    assert ledger["events_applied"] == kinds["good"] and ledger["duplicate_events"] == 0
+
+
+def test_cleared_task_rerun_after_25_hours_sends_nothing_twice(airflow, emulator, tmp_path):
+    kinds = seed_events(tmp_path / "crm.db", 1_500)
+    first = airflow.dagrun("spotzee_track_events", "2026-11-25", fresh=True)
+    assert first.returncode == 0, first.stdout[-4000:]
+    assert emulator.ledger_summary()["events_applied"] == kinds["good"]
+    emulator.advance_clock(25 * 3600)  # Spotzee has forgotten every idempotency key
+    again = airflow.dagrun("spotzee_track_events", "2026-11-25", clear="track_events", timeout=120)
+    assert again.returncode == 0, again.stdout[-4000:]
+    summary = summaries(again.stdout, "events")[-1]
+    assert summary["requests"] == 0 and summary["extracted"] == 1_500 and summary["balanced"]
+    ledger = emulator.ledger_summary()
+    assert ledger["events_applied"] == kinds["good"] and ledger["duplicate_events"] == 0
+
+
+def test_backfill_over_three_intervals_sends_each_row_once(airflow, emulator, tmp_path):
+    kinds = seed_events(tmp_path / "crm.db", 3_000, days=3)
+    days = ("2026-11-25", "2026-11-26", "2026-11-27")  # data intervals 11-24, 11-25, 11-26
+
+    def backfill(**how) -> list[dict]:
+        found = []
+        for day in days:
+            done = airflow.dagrun("spotzee_track_events", day, **how)
+            assert done.returncode == 0, done.stdout[-4000:]
+            found.append(summaries(done.stdout, "events")[-1])
+        return found
+
+    first = backfill(fresh=True)
+    assert [s["extracted"] for s in first] == [1_000, 1_000, 1_000]
+    assert emulator.ledger_summary()["events_applied"] == kinds["good"]
+    # re-running the backfill over completed runs (clear): the checkpoints say everything is final
+    rerun = backfill(clear="track_events")
+    assert [s["requests"] for s in rerun] == [0, 0, 0] and all(s["balanced"] for s in rerun)
+    # brand-new runs of the same intervals (no checkpoint): same keys, so Spotzee replays every batch
+    fresh = backfill(fresh=True)
+    assert all(s["requests"] > 0 and s["replayed"] == s["requests"] for s in fresh)
+    ledger = emulator.ledger_summary()
+    assert ledger["events_applied"] == kinds["good"] and ledger["duplicate_events"] == 0
