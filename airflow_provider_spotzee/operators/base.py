@@ -99,6 +99,7 @@ class SpotzeeSyncOperator(BaseOperator):
         max_failures_in_xcom: int = DEFAULT_XCOM_FAILURES,
         idempotency_namespace: str | None = None,
         checkpoint_every_seconds: float = 1.0,
+        sent_ids_in_xcom: int = 0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -133,6 +134,7 @@ class SpotzeeSyncOperator(BaseOperator):
         self.max_failures_in_xcom = max_failures_in_xcom
         self.idempotency_namespace = idempotency_namespace
         self.checkpoint_every_seconds = checkpoint_every_seconds
+        self.sent_ids_in_xcom = sent_ids_in_xcom
 
     # --------------------------------------------------------------------------------------- pieces
 
@@ -231,7 +233,8 @@ class SpotzeeSyncOperator(BaseOperator):
         rows = self._rows(context, checkpoint["cursor"] if checkpoint else None, store)
         cursors: dict[int, Any] = {}
         unchanged: list[int] = []  # indexes, ascending
-        payloads = self._payloads(rows, mapper, cursors, start_index, unchanged)
+        identities: list[tuple[int, Any]] = []  # (index, external_id), at most sent_ids_in_xcom
+        payloads = self._payloads(rows, mapper, cursors, start_index, unchanged, identities)
         path = self._failures_path(context)
 
         if self.dry_run:
@@ -252,13 +255,18 @@ class SpotzeeSyncOperator(BaseOperator):
         ti = context.get("ti")
         if ti is not None:
             ti.xcom_push(key="failures", value=failures[: self.max_failures_in_xcom])
+            if self.sent_ids_in_xcom:
+                failed = {f["index"] for f in failures}
+                sent = [str(ident) for index, ident in identities if index not in failed and ident is not None]
+                ti.xcom_push(key="sent_external_ids", value=sent)
         self.log.info("Spotzee %s summary: %s", self.endpoint.name, json.dumps(summary, sort_keys=True))
         self._enforce_thresholds(summary)
         return summary
 
     def _payloads(self, rows: Iterable[tuple[Any, Mapping[str, Any]]], mapper: Mapper, cursors: dict[int, Any],
-                  start_index: int, unchanged: list[int]) -> Iterator[Any]:
-        """Map rows to payloads, remembering each record's cursor until its batch commits."""
+                  start_index: int, unchanged: list[int], identities: list[tuple[int, Any]]) -> Iterator[Any]:
+        """Map rows to payloads, remembering each record's cursor until its batch commits (and, up to
+        ``sent_ids_in_xcom``, its external_id)."""
         superseded = self._superseded(rows) if self.dedupe_on and self.records is not None else None
         checked = False
         for index, (cursor, row) in enumerate(rows, start=start_index):
@@ -271,9 +279,14 @@ class SpotzeeSyncOperator(BaseOperator):
                 yield Unchanged()
                 continue
             try:
-                yield mapper(row) if isinstance(row, Mapping) else row
+                payload = mapper(row) if isinstance(row, Mapping) else row
             except Exception as exc:  # a user mapping callable failed on this row: report it, go on
                 yield Invalid(PARAMETER_INVALID_FORMAT, f"mapping failed on this row: {type(exc).__name__}")
+                continue
+            if len(identities) < self.sent_ids_in_xcom:
+                identities.append((index, payload.get("external_id") if isinstance(payload, Mapping)
+                                   else getattr(payload, "external_id", None)))
+            yield payload
 
     def _superseded(self, rows: Any) -> set[int]:
         """Positions of in-memory records superseded by a later record for the same contact."""

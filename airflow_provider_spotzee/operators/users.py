@@ -16,7 +16,9 @@ class UpsertUsersOperator(SpotzeeSyncOperator):
         ``"async"`` uses ``PATCH /users``, which answers 204 and reports nothing per item (records are
         still validated locally first, so invalid ones are reported, not silently dropped). Follow an
         async upsert with :class:`~airflow_provider_spotzee.sensors.contacts.SpotzeeContactSensor` before
-        anything that needs the contacts to exist.
+        anything that needs the contacts to exist: in async mode the operator pushes the external_ids it
+        sent under XCom key ``sent_external_ids`` (up to ``sent_ids_in_xcom``, default 10,000), which is
+        exactly what the sensor's ``external_ids`` wants.
 
     Every other argument is described in :class:`~airflow_provider_spotzee.operators.base.SpotzeeSyncOperator`.
     """
@@ -24,6 +26,7 @@ class UpsertUsersOperator(SpotzeeSyncOperator):
     def __init__(self, *, mode: Literal["sync", "async"] = "sync", **kwargs: Any) -> None:
         if mode not in ("sync", "async"):
             raise SpotzeeConfigError(f"mode must be 'sync' or 'async', got {mode!r}")
+        kwargs.setdefault("sent_ids_in_xcom", 10_000 if mode == "async" else 0)
         super().__init__(**kwargs)
         self.mode = mode
 

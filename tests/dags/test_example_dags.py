@@ -101,3 +101,21 @@ def test_backfill_over_three_intervals_sends_each_row_once(airflow, emulator, tm
     assert all(s["requests"] > 0 and s["replayed"] == s["requests"] for s in fresh)
     ledger = emulator.ledger_summary()
     assert ledger["events_applied"] == kinds["good"] and ledger["duplicate_events"] == 0
+
+
+@pytest.mark.parametrize("mode", ["deferrable", "poke", "reschedule"])
+def test_subscriptions_dag_waits_for_async_contacts(airflow, emulator, tmp_path, mode):
+    seed_crm(tmp_path / "crm.db", 600)
+    emulator.configure(async_delay_seconds=3.0)
+    airflow.env["SPOTZEE_EXAMPLE_SENSOR_MODE"] = mode
+    done = airflow.cli("dags", "test", "spotzee_subscriptions")
+    assert done.returncode == 0, done.stdout[-4000:]
+    upsert = summaries(done.stdout, "users_async")[-1]
+    toggles = summaries(done.stdout, "subscriptions_batch")[-1]
+    assert upsert["balanced"] and upsert["sent_ok"] > 0
+    # every contact the async upsert sent became visible before the toggles went out: none unknown
+    assert toggles["extracted"] == upsert["sent_ok"] and toggles["sent_ok"] == upsert["sent_ok"]
+    assert toggles["rejected"] == 0
+    assert emulator.subscriptions()["total"] == upsert["sent_ok"]
+    if mode == "deferrable":
+        assert "SpotzeeContactTrigger" in done.stdout or "defer" in done.stdout.lower()

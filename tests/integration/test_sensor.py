@@ -1,0 +1,116 @@
+"""SpotzeeContactSensor and SpotzeeContactTrigger against the emulator (no mocks)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from airflow.providers.common.compat.sdk import AirflowSensorTimeout, AirflowSkipException, TaskDeferred
+from airflow_provider_spotzee.exceptions import SpotzeeAuthError
+from airflow_provider_spotzee.sensors.contacts import SpotzeeContactSensor
+from airflow_provider_spotzee.triggers.contacts import SpotzeeContactTrigger
+from tests.integration.helpers import connection_env, users
+
+
+def _sensor(**kwargs) -> SpotzeeContactSensor:
+    kwargs.setdefault("poke_interval", 0.5)
+    kwargs.setdefault("timeout", 10)
+    return SpotzeeContactSensor(task_id="wait", **kwargs)
+
+
+def test_poke_waits_for_async_upserts(hook, emulator):
+    emulator.configure(async_delay_seconds=1.5)
+    hook.upsert_users(users(20), mode="async")
+    sensor = _sensor(external_ids=[f"u-{i}" for i in range(20)], deferrable=False)
+    assert sensor.poke({}) is False
+    time.sleep(1.7)
+    assert sensor.poke({}) is True
+
+
+def test_updated_since_requires_an_update_not_only_existence(hook, emulator):
+    hook.upsert_users(users(3))
+    since = hook.get_user("u-1").updated_at.isoformat()
+    emulator.advance_clock(60)
+    sensor = _sensor(external_ids=["u-1"], updated_since=(hook.get_user("u-1").updated_at.replace(year=2099)).isoformat())
+    assert sensor.poke({}) is False
+    assert _sensor(external_ids=["u-1"], updated_since=since).poke({}) is True
+
+
+def test_timeout_names_the_missing_ids(hook, emulator):
+    hook.upsert_users(users(2))
+    sensor = _sensor(external_ids=["u-0", "never-1", "u-1", "never-2"], timeout=1.5, deferrable=False)
+    with pytest.raises(AirflowSensorTimeout) as info:
+        sensor.execute({})
+    assert "never-1" in str(info.value) and "never-2" in str(info.value) and "u-0" not in str(info.value)
+
+
+def test_soft_fail_skips_and_still_names_them(hook, emulator):
+    sensor = _sensor(external_ids=["ghost"], timeout=1, soft_fail=True, deferrable=False)
+    with pytest.raises(AirflowSkipException, match="ghost"):
+        sensor.execute({})
+
+
+def test_429_storm_during_polling_does_not_fail_or_count_as_missing(hook, emulator):
+    hook.upsert_users(users(12))
+    plans = {**emulator.config()["plans"], "tiny": {"read": 2, "write": 1, "burst": 2}}
+    emulator.configure(plans=plans, plan="tiny")  # reads: 2 req/s, so 12 lookups trip 429s
+    sensor = _sensor(external_ids=[f"u-{i}" for i in range(12)], deferrable=False, timeout=120)
+    sensor.execute({})  # returns once all are seen; raises if 429s were taken as failures
+    assert emulator.stats()["rate_limited"] > 0
+
+
+def test_401_fails_at_once(monkeypatch, emulator):
+    connection_env(monkeypatch, emulator)
+    monkeypatch.setenv("AIRFLOW_CONN_SPOTZEE_DEFAULT",
+                       '{"conn_type": "spotzee", "host": "%s", "password": "sk_nope"}' % emulator.base_url)
+    started = time.monotonic()
+    with pytest.raises(SpotzeeAuthError):
+        _sensor(external_ids=["a"], deferrable=False, timeout=60).execute({})
+    assert time.monotonic() - started < 5
+
+
+def test_deferrable_pokes_first_then_defers_with_the_timeout(hook, emulator):
+    hook.upsert_users(users(2))
+    assert _sensor(external_ids=["u-0", "u-1"], deferrable=True).execute({}) == {"found": 2}
+    sensor = _sensor(external_ids=["u-0", "later"], deferrable=True, timeout=30)
+    with pytest.raises(TaskDeferred) as info:
+        sensor.execute({})
+    trigger = info.value.trigger
+    assert isinstance(trigger, SpotzeeContactTrigger) and trigger.external_ids == ["later"]
+    assert info.value.timeout.total_seconds() > 30  # the trigger's own deadline fires first
+
+
+def test_trigger_serialises_and_round_trips():
+    trigger = SpotzeeContactTrigger(spotzee_conn_id="c", external_ids=["a", "b"], updated_since="2026-11-24T00:00:00+00:00",
+                                    poll_interval=3, deadline=123.0, max_consecutive_errors=4)
+    path, kwargs = trigger.serialize()
+    assert path == "airflow_provider_spotzee.triggers.contacts.SpotzeeContactTrigger"
+    again = SpotzeeContactTrigger(**kwargs)
+    assert again.serialize() == (path, kwargs)
+
+
+def _run_trigger(trigger: SpotzeeContactTrigger) -> dict:
+    async def first_event():
+        async for event in trigger.run():
+            return event.payload
+    return asyncio.run(first_event())
+
+
+def test_trigger_success_and_timeout(hook, emulator):
+    emulator.configure(async_delay_seconds=1.0)
+    hook.upsert_users(users(3), mode="async")
+    ok = _run_trigger(SpotzeeContactTrigger(spotzee_conn_id="spotzee_default", external_ids=["u-0", "u-2"],
+                                            poll_interval=0.3, deadline=time.time() + 20))
+    assert ok == {"status": "success", "found": 2}
+    late = _run_trigger(SpotzeeContactTrigger(spotzee_conn_id="spotzee_default", external_ids=["u-0", "ghost"],
+                                              poll_interval=0.3, deadline=time.time() + 1))
+    assert late["status"] == "timeout" and late["missing"] == ["ghost"]
+
+
+def test_trigger_reports_auth_errors(monkeypatch, emulator):
+    monkeypatch.setenv("AIRFLOW_CONN_SPOTZEE_DEFAULT",
+                       '{"conn_type": "spotzee", "host": "%s", "password": "sk_nope"}' % emulator.base_url)
+    event = _run_trigger(SpotzeeContactTrigger(spotzee_conn_id="spotzee_default", external_ids=["a"], poll_interval=0.1))
+    assert event["status"] == "error" and "sk_nope" not in event["message"]
