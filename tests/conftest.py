@@ -27,3 +27,12 @@ def emulator(emulator_session: SpotzeeEmulator, emulator_config: EmulatorConfig)
     """The session emulator, reset: no contacts, ledger or stats, no faults, default config, clock offset 0."""
     emulator_session.reset(emulator_config)
     return emulator_session
+
+
+@pytest.fixture
+def hook(monkeypatch: pytest.MonkeyPatch, emulator: SpotzeeEmulator):
+    """A SpotzeeHook wired to the (reset) emulator through ``AIRFLOW_CONN_SPOTZEE_DEFAULT``."""
+    from airflow_provider_spotzee.hooks.spotzee import SpotzeeHook
+
+    monkeypatch.setenv("AIRFLOW_CONN_SPOTZEE_DEFAULT", emulator.connection_json())
+    return SpotzeeHook()

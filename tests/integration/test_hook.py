@@ -27,11 +27,20 @@ def test_sync_upsert_reports_per_item_and_never_sends_invalid(hook, emulator):
         {"external_id": "bad-tz", "timezone": "Mars/Base"},
     ]
     result = hook.upsert_users(iter(records), idempotency_namespace="t1")
-    assert (result.submitted, result.succeeded, result.invalid, result.rejected, result.dead_lettered) == (250, 247, 3, 0, 0)
+    assert (result.submitted, result.succeeded, result.invalid, result.rejected, result.dead_lettered) == (
+        250,
+        247,
+        3,
+        0,
+        0,
+    )
     assert result.requests == 3 and result.balanced
     codes = {f.external_id: (f.stage, f.code) for f in result.failures}
-    assert codes == {"bad-email": ("invalid", "parameter_invalid_format"), None: ("invalid", "parameter_missing"),
-                     "bad-tz": ("invalid", "parameter_invalid_format")}
+    assert codes == {
+        "bad-email": ("invalid", "parameter_invalid_format"),
+        None: ("invalid", "parameter_missing"),
+        "bad-tz": ("invalid", "parameter_invalid_format"),
+    }
     assert [f.index for f in result.failures] == [247, 248, 249]
     dumped = json.dumps([f.model_dump() for f in result.failures])
     assert "example.com" not in dumped  # no PII in the failure list
@@ -41,7 +50,9 @@ def test_sync_upsert_reports_per_item_and_never_sends_invalid(hook, emulator):
 
 
 def test_models_are_accepted_as_input(hook, emulator):
-    result = hook.upsert_users([UserUpsert(external_id="m-1", phone="+61 400 123 456")], collect_contacts=True)
+    result = hook.upsert_users(
+        [UserUpsert(external_id="m-1", phone="+61 400 123 456")], collect_contacts=True
+    )
     assert result.succeeded == 1 and result.contacts[0].phone == "+61400123456"
 
 
@@ -58,8 +69,16 @@ def test_async_upsert_becomes_visible_after_the_delay(hook, emulator):
 
 
 def test_events_with_user_block(hook, emulator):
-    events = [{"name": "order_placed", "external_id": f"e-{i}", "data": {"value": i},
-               "user": {"email": f"buyer{i}@example.com"}, "created_at": "2026-11-24T10:00:00Z"} for i in range(120)]
+    events = [
+        {
+            "name": "order_placed",
+            "external_id": f"e-{i}",
+            "data": {"value": i},
+            "user": {"email": f"buyer{i}@example.com"},
+            "created_at": "2026-11-24T10:00:00Z",
+        }
+        for i in range(120)
+    ]
     events.append({"name": "", "external_id": "e-bad"})
     result = hook.track_events(events, idempotency_namespace="ev1")
     assert (result.succeeded, result.invalid, result.requests) == (120, 1, 2)
@@ -70,14 +89,20 @@ def test_events_with_user_block(hook, emulator):
 
 def test_subscriptions_batch_and_per_contact(hook, emulator):
     hook.upsert_users(users(3))
-    toggles = [{"external_id": "u-0", "subscription_id": 7, "state": 1},
-               {"external_id": "u-1", "subscription_id": 7, "state": 0},
-               {"external_id": "nobody", "subscription_id": 7, "state": 1},
-               {"external_id": "u-2", "subscription_id": 7, "state": 5}]
+    toggles = [
+        {"external_id": "u-0", "subscription_id": 7, "state": 1},
+        {"external_id": "u-1", "subscription_id": 7, "state": 0},
+        {"external_id": "nobody", "subscription_id": 7, "state": 1},
+        {"external_id": "u-2", "subscription_id": 7, "state": 5},
+    ]
     result = hook.set_subscriptions(toggles, idempotency_namespace="s1")
     assert (result.succeeded, result.rejected, result.invalid) == (2, 1, 1)
     rejected = [f for f in result.failures if f.stage == "rejected"][0]
-    assert (rejected.external_id, rejected.subscription_id, rejected.code) == ("nobody", 7, "resource_missing")
+    assert (rejected.external_id, rejected.subscription_id, rejected.code) == (
+        "nobody",
+        7,
+        "resource_missing",
+    )
     hook.upsert_users([{"external_id": "odd/id with space", "email": "odd@example.com"}])
     contact = hook.update_user_subscriptions("odd/id with space", [{"subscription_id": 3, "state": 2}])
     assert contact.external_id == "odd/id with space"
@@ -95,15 +120,21 @@ def test_reads_get_user_and_pagination(hook, emulator):
 def test_connection_test(hook, monkeypatch, emulator):
     ok, message = hook.test_connection()
     assert ok, message
-    monkeypatch.setenv("AIRFLOW_CONN_SPOTZEE_BAD", json.dumps({"conn_type": "spotzee", "host": emulator.base_url,
-                                                                "password": "sk_wrong_SECRET123"}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SPOTZEE_BAD",
+        json.dumps({"conn_type": "spotzee", "host": emulator.base_url, "password": "sk_wrong_SECRET123"}),
+    )
     ok, message = SpotzeeHook("spotzee_bad").test_connection()
     assert not ok and "SECRET123" not in message
 
 
 def test_same_namespace_twice_is_replayed_not_reapplied(hook, emulator):
-    first = hook.track_events([{"name": "x", "external_id": f"r-{i}"} for i in range(250)], idempotency_namespace="same")
-    second = hook.track_events([{"name": "x", "external_id": f"r-{i}"} for i in range(250)], idempotency_namespace="same")
+    first = hook.track_events(
+        [{"name": "x", "external_id": f"r-{i}"} for i in range(250)], idempotency_namespace="same"
+    )
+    second = hook.track_events(
+        [{"name": "x", "external_id": f"r-{i}"} for i in range(250)], idempotency_namespace="same"
+    )
     assert first.succeeded == second.succeeded == 250
     assert second.replayed == 3
     assert len(emulator.events()) == 250
@@ -111,7 +142,9 @@ def test_same_namespace_twice_is_replayed_not_reapplied(hook, emulator):
 
 def test_429_storm_is_waited_out_and_nothing_is_doubled(hook, emulator):
     emulator.set_faults(storm_seconds=2.0)
-    result = hook.track_events([{"name": "storm", "external_id": f"s-{i}"} for i in range(500)], idempotency_namespace="storm")
+    result = hook.track_events(
+        [{"name": "storm", "external_id": f"s-{i}"} for i in range(500)], idempotency_namespace="storm"
+    )
     assert result.succeeded == 500 and result.throttled >= 1 and result.dead_lettered == 0
     assert len(emulator.events()) == 500
     assert emulator.ledger_summary()["duplicate_events"] == 0
@@ -119,8 +152,10 @@ def test_429_storm_is_waited_out_and_nothing_is_doubled(hook, emulator):
 
 def test_5xx_and_dropped_connections_apply_each_item_exactly_once(hook, emulator):
     emulator.set_faults(error_rate=0.2, drop_after_apply_rate=0.2, seed=3)
-    result = hook.track_events([{"name": "chaos", "external_id": f"c-{i}", "data": {"i": i}} for i in range(2000)],
-                               idempotency_namespace="chaos")
+    result = hook.track_events(
+        [{"name": "chaos", "external_id": f"c-{i}", "data": {"i": i}} for i in range(2000)],
+        idempotency_namespace="chaos",
+    )
     assert result.succeeded == 2000 and result.retries > 0 and result.replayed > 0
     assert len(emulator.events()) == 2000
     assert emulator.ledger_summary()["duplicate_events"] == 0
@@ -150,8 +185,10 @@ def test_other_4xx_are_not_retried(hook, emulator):
 
 def test_401_fails_fast_and_the_key_never_leaks(monkeypatch, emulator, caplog):
     secret = "sk_live_TOPSECRET987"
-    monkeypatch.setenv("AIRFLOW_CONN_SPOTZEE_DEFAULT", json.dumps({"conn_type": "spotzee", "host": emulator.base_url,
-                                                                   "password": secret}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SPOTZEE_DEFAULT",
+        json.dumps({"conn_type": "spotzee", "host": emulator.base_url, "password": secret}),
+    )
     caplog.set_level(logging.DEBUG)
     started = time.monotonic()
     with pytest.raises(SpotzeeAuthError) as info:
@@ -163,8 +200,10 @@ def test_401_fails_fast_and_the_key_never_leaks(monkeypatch, emulator, caplog):
 
 
 def test_403_read_only_key(monkeypatch, emulator):
-    monkeypatch.setenv("AIRFLOW_CONN_SPOTZEE_DEFAULT", json.dumps({"conn_type": "spotzee", "host": emulator.base_url,
-                                                                   "password": "sk_test_readonly"}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SPOTZEE_DEFAULT",
+        json.dumps({"conn_type": "spotzee", "host": emulator.base_url, "password": "sk_test_readonly"}),
+    )
     with pytest.raises(SpotzeeAuthError) as info:
         SpotzeeHook().track_events([{"name": "x", "external_id": "a"}])
     assert info.value.status == 403 and "write permission" in str(info.value)

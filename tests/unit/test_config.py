@@ -42,7 +42,9 @@ def test_base_url_rules(host, port, schema, expected):
     assert resolve_base_url(host, port, schema) == expected
 
 
-@pytest.mark.parametrize("host", ["http://example.com/api/client", "http://10.0.0.5:8089", "ftp://x", "https://u:p@x.com"])
+@pytest.mark.parametrize(
+    "host", ["http://example.com/api/client", "http://10.0.0.5:8089", "ftp://x", "https://u:p@x.com"]
+)
 def test_insecure_or_odd_urls_refused(host):
     with pytest.raises(SpotzeeConfigError):
         resolve_base_url(host)
@@ -57,11 +59,15 @@ def test_api_key_rules_never_echo_the_key():
 
 
 def test_extras_and_defaults():
-    config = client_config_from_connection(Conn(extra={"plan": "professional", "timeout": "5", "max_in_flight": 4}))
+    config = client_config_from_connection(
+        Conn(extra={"plan": "professional", "timeout": "5", "max_in_flight": 4})
+    )
     assert config.plan == "professional" and config.requests_per_second == 500
     assert config.timeout == 5.0 and config.max_in_flight == 4 and config.api_version == CURRENT_API_VERSION
     assert "sk_test_abc" not in repr(config)
-    override = client_config_from_connection(Conn(extra={"requests_per_second": 42, "api_version": "2026-01-20"}))
+    override = client_config_from_connection(
+        Conn(extra={"requests_per_second": 42, "api_version": "2026-01-20"})
+    )
     assert override.requests_per_second == 42 and override.api_version == "2026-01-20"
 
 

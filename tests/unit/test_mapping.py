@@ -13,10 +13,23 @@ from airflow_provider_spotzee.mapping import CRM_GUIDE_MAPPING, build_mapper, ch
 
 def test_guide_mapping():
     mapper = build_mapper(CRM_GUIDE_MAPPING)
-    row = {"id": 7, "email_address": "a@example.com", "phone_e164": None, "locale": "en-AU",
-           "timezone": "Australia/Sydney", "first_name": "Ann", "last_name": "Lee", "secret_col": "x"}
-    assert mapper(row) == {"external_id": 7, "email": "a@example.com", "locale": "en-AU",
-                           "timezone": "Australia/Sydney", "data": {"first_name": "Ann", "last_name": "Lee"}}
+    row = {
+        "id": 7,
+        "email_address": "a@example.com",
+        "phone_e164": None,
+        "locale": "en-AU",
+        "timezone": "Australia/Sydney",
+        "first_name": "Ann",
+        "last_name": "Lee",
+        "secret_col": "x",
+    }
+    assert mapper(row) == {
+        "external_id": 7,
+        "email": "a@example.com",
+        "locale": "en-AU",
+        "timezone": "Australia/Sydney",
+        "data": {"first_name": "Ann", "last_name": "Lee"},
+    }
 
 
 def test_value_conversion():
