@@ -102,6 +102,33 @@ class SqlSource:
 
     # ------------------------------------------------------------------------------------------ rows
 
+    def _where(self, ph: str, sqlite: bool, *, start: Any, end: Any, after: Cursor | None, upto: Cursor | None,
+               partition: Partition | None) -> tuple[list[str], list[Any]]:
+        c, k = self.cursor_column, self.key_column
+        where: list[str] = []
+        params: list[Any] = []
+        if start is not None:
+            where.append(f"{c} >= {ph}")
+            params.append(self._bind(start, sqlite))
+        if end is not None:
+            where.append(f"{c} < {ph}")
+            params.append(self._bind(end, sqlite))
+        if upto is not None:
+            where.append(f"({c} < {ph} OR ({c} = {ph} AND {k} <= {ph}))")
+            params += [self._bind(upto[0], sqlite), self._bind(upto[0], sqlite), upto[1]]
+        if after is not None:
+            where.append(f"({c} > {ph} OR ({c} = {ph} AND {k} > {ph}))")
+            params += [self._bind(after[0], sqlite), self._bind(after[0], sqlite), after[1]]
+        if partition is not None and partition.count > 1:
+            where.append(f"({k} % {int(partition.count)}) = {int(partition.index)}")
+        return where, params
+
+    def _connect(self, hook: Any) -> Any:
+        try:
+            return hook.get_conn()
+        except Exception as exc:
+            raise SpotzeeConfigError(f"cannot connect to source {self.conn_id!r}: {type(exc).__name__}: {exc}") from exc
+
     def rows(
         self,
         *,
@@ -118,35 +145,15 @@ class SqlSource:
         """
         hook = self._hook()
         sqlite = self._is_sqlite(hook)
-        ph = hook.placeholder
         c, k = self.cursor_column, self.key_column
-        source = self._from()
-        base_where: list[str] = []
-        base_params: list[Any] = []
-        if start is not None:
-            base_where.append(f"{c} >= {ph}")
-            base_params.append(self._bind(start, sqlite))
-        if end is not None:
-            base_where.append(f"{c} < {ph}")
-            base_params.append(self._bind(end, sqlite))
-        if upto is not None:
-            base_where.append(f"({c} < {ph} OR ({c} = {ph} AND {k} <= {ph}))")
-            base_params += [self._bind(upto[0], sqlite), self._bind(upto[0], sqlite), upto[1]]
-        if partition is not None and partition.count > 1:
-            base_where.append(f"({k} % {int(partition.count)}) = {int(partition.index)}")
-        try:
-            conn = hook.get_conn()
-        except Exception as exc:
-            raise SpotzeeConfigError(f"cannot connect to source {self.conn_id!r}: {type(exc).__name__}: {exc}") from exc
+        conn = self._connect(hook)
         try:
             last = after
             while True:
-                where, params = list(base_where), list(base_params)
-                if last is not None:
-                    where.append(f"({c} > {ph} OR ({c} = {ph} AND {k} > {ph}))")
-                    params += [self._bind(last[0], sqlite), self._bind(last[0], sqlite), last[1]]
+                where, params = self._where(hook.placeholder, sqlite, start=start, end=end, after=last, upto=upto,
+                                            partition=partition)
                 clause = f" WHERE {' AND '.join(where)}" if where else ""
-                query = f"SELECT * FROM {source}{clause} ORDER BY {c}, {k} LIMIT {int(self.page_rows)}"
+                query = f"SELECT * FROM {self._from()}{clause} ORDER BY {c}, {k} LIMIT {int(self.page_rows)}"
                 cur = conn.cursor()
                 try:
                     cur.execute(query, params)
@@ -160,13 +167,30 @@ class SqlSource:
                     raise SpotzeeConfigError(f"source rows have no {c!r} / {k!r} column (columns: {names})")
                 ci, ki = names.index(c), names.index(k)
                 for values in page:
-                    row = dict(zip(names, values))
                     last = (values[ci], values[ki])
-                    yield last, row
+                    yield last, dict(zip(names, values))
                 if len(page) < self.page_rows:
                     return
         finally:
             conn.close()
+
+    def duplicate_counts(self, column: str, **window: Any) -> dict[Any, int]:
+        """``{value: rows}`` for values of ``column`` that occur more than once in the window (usually
+        none, so this stays small). Used to send only the latest row of a contact that changed twice."""
+        _ident(column, "dedupe column")
+        hook = self._hook()
+        where, params = self._where(hook.placeholder, self._is_sqlite(hook), **window)
+        where.append(f"{column} IS NOT NULL")
+        conn = self._connect(hook)
+        try:
+            cur = conn.cursor()
+            cur.execute(f"SELECT {column}, COUNT(*) FROM {self._from()} WHERE {' AND '.join(where)} "
+                        f"GROUP BY {column} HAVING COUNT(*) > 1", params)
+            found = {value: count for value, count in cur.fetchall()}
+            cur.close()
+        finally:
+            conn.close()
+        return found
 
     def max_cursor(self) -> Cursor | None:
         """The greatest ``(cursor, key)`` present now: captured once per run so a retry reads the same rows."""

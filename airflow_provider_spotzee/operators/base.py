@@ -175,7 +175,37 @@ class SpotzeeSyncOperator(BaseOperator):
 
     # ---------------------------------------------------------------------------------- extraction
 
-    def _rows(self, context: Mapping[str, Any], after: Any, store: Any) -> Iterator[tuple[Any, Mapping[str, Any]]]:
+    def _source(self) -> SqlSource:
+        return SqlSource(self.conn_id, table=self.table, sql=self.sql, cursor_column=self.cursor_column,  # type: ignore[arg-type]
+                         key_column=self.key_column, page_rows=self.page_rows)
+
+    def _window(self, context: Mapping[str, Any], after: Any, store: Any) -> dict[str, Any] | None:
+        """The SQL rows to read: ``SqlSource.rows`` keyword arguments, or ``None`` when there are none."""
+        window: dict[str, Any] = {"start": None, "end": None, "upto": None, "partition": self._partition(),
+                                  "after": tuple(after) if after is not None else None}
+        if self.incremental == "interval":
+            start, end = context.get("data_interval_start"), context.get("data_interval_end")
+            if start is not None and start == end:
+                raise SpotzeeConfigError(
+                    "incremental='interval' but this run's data interval is empty (start == end): give the DAG "
+                    "a timetable with data intervals (e.g. CronDataIntervalTimetable) or use incremental='cursor'")
+            window["start"], window["end"] = start, end
+        elif self.incremental == "cursor":
+            if after is None:
+                mark = self._asset_state(context).get(ASSET_CURSOR_KEY)
+                window["after"] = tuple(mark) if mark else None
+            bound = store.get(UPPER_BOUND_KEY) if store is not None else None
+            if bound is None:
+                captured = self._source().max_cursor()
+                bound = [json_cursor_value(v) for v in captured] if captured else []
+                if store is not None:
+                    store.set(UPPER_BOUND_KEY, bound)
+            if not bound:
+                return None
+            window["upto"] = tuple(bound)
+        return window
+
+    def _rows(self, window: dict[str, Any] | None, after: Any) -> Iterator[tuple[Any, Mapping[str, Any]]]:
         """``(cursor, row)`` pairs to send. ``after`` is the checkpoint cursor (or ``None``)."""
         if self.records is not None:
             records = self.records
@@ -185,31 +215,20 @@ class SpotzeeSyncOperator(BaseOperator):
             for position, row in enumerate(records):
                 if position > skip:
                     yield position, row
-            return
-        source = SqlSource(self.conn_id, table=self.table, sql=self.sql, cursor_column=self.cursor_column,  # type: ignore[arg-type]
-                           key_column=self.key_column, page_rows=self.page_rows)
-        start = end = upto = None
-        if self.incremental == "interval":
-            start, end = context.get("data_interval_start"), context.get("data_interval_end")
-            if start is not None and start == end:
-                raise SpotzeeConfigError(
-                    "incremental='interval' but this run's data interval is empty (start == end): give the DAG "
-                    "a timetable with data intervals (e.g. CronDataIntervalTimetable) or use incremental='cursor'")
-        elif self.incremental == "cursor":
-            if after is None:
-                mark = self._asset_state(context).get(ASSET_CURSOR_KEY)
-                after = tuple(mark) if mark else None
-            bound = store.get(UPPER_BOUND_KEY) if store is not None else None
-            if bound is None:
-                captured = source.max_cursor()
-                bound = [json_cursor_value(v) for v in captured] if captured else []
-                if store is not None:
-                    store.set(UPPER_BOUND_KEY, bound)
-            if not bound:
-                return
-            upto = tuple(bound)
-        yield from source.rows(start=start, end=end, after=tuple(after) if after is not None else None,
-                               upto=upto, partition=self._partition())
+        elif window is not None:
+            yield from self._source().rows(**window)
+
+    def _dedupe(self, window: dict[str, Any] | None) -> _Dedupe | None:
+        """Which records a later record for the same contact supersedes (only the latest state is sent)."""
+        if not self.dedupe_on:
+            return None
+        if self.records is not None:
+            return _Dedupe.for_records(self.records, build_mapper(self.mapping), self.dedupe_on)
+        column = next((col for col, target in (self.mapping or {}).items() if target == self.dedupe_on), None) \
+            if isinstance(self.mapping, Mapping) else None
+        if column is None or window is None:
+            return None  # a callable mapping: the column is unknown, every row is sent
+        return _Dedupe(column=column, remaining=self._source().duplicate_counts(column, **window))
 
     def _asset_state(self, context: Mapping[str, Any]) -> Any:
         stores = context.get("asset_state_store")
@@ -230,11 +249,14 @@ class SpotzeeSyncOperator(BaseOperator):
         if checkpoint:
             self.log.info("Resuming after checkpoint: %d records already final (%s)", start_index, prior)
 
-        rows = self._rows(context, checkpoint["cursor"] if checkpoint else None, store)
+        after = checkpoint["cursor"] if checkpoint else None
+        window = self._window(context, after, store) if self.records is None else None
+        rows = self._rows(window, after)
+        dedupe = self._dedupe(window)
         cursors: dict[int, Any] = {}
         unchanged: list[int] = []  # indexes, ascending
         identities: list[tuple[int, Any]] = []  # (index, external_id), at most sent_ids_in_xcom
-        payloads = self._payloads(rows, mapper, cursors, start_index, unchanged, identities)
+        payloads = self._payloads(rows, mapper, cursors, start_index, unchanged, identities, dedupe)
         path = self._failures_path(context)
 
         if self.dry_run:
@@ -264,17 +286,17 @@ class SpotzeeSyncOperator(BaseOperator):
         return summary
 
     def _payloads(self, rows: Iterable[tuple[Any, Mapping[str, Any]]], mapper: Mapper, cursors: dict[int, Any],
-                  start_index: int, unchanged: list[int], identities: list[tuple[int, Any]]) -> Iterator[Any]:
+                  start_index: int, unchanged: list[int], identities: list[tuple[int, Any]],
+                  dedupe: _Dedupe | None) -> Iterator[Any]:
         """Map rows to payloads, remembering each record's cursor until its batch commits (and, up to
         ``sent_ids_in_xcom``, its external_id)."""
-        superseded = self._superseded(rows) if self.dedupe_on and self.records is not None else None
         checked = False
         for index, (cursor, row) in enumerate(rows, start=start_index):
             cursors[index] = cursor
             if not checked and isinstance(row, Mapping):
                 check_columns(mapper, row.keys())
                 checked = True
-            if superseded is not None and index in superseded:
+            if dedupe is not None and dedupe.superseded(index, row):
                 unchanged.append(index)
                 yield Unchanged()
                 continue
@@ -287,24 +309,6 @@ class SpotzeeSyncOperator(BaseOperator):
                 identities.append((index, payload.get("external_id") if isinstance(payload, Mapping)
                                    else getattr(payload, "external_id", None)))
             yield payload
-
-    def _superseded(self, rows: Any) -> set[int]:
-        """Positions of in-memory records superseded by a later record for the same contact."""
-        last: dict[Any, int] = {}
-        superseded: set[int] = set()
-        key = self.dedupe_on
-        mapper = build_mapper(self.mapping)
-        for position, row in enumerate(self.records or []):
-            try:
-                ident = mapper(row).get(key) if isinstance(row, Mapping) else None
-            except Exception:
-                ident = None
-            if ident is None:
-                continue
-            if ident in last:
-                superseded.add(last[ident])
-            last[ident] = position
-        return superseded
 
     def _failures_path(self, context: Mapping[str, Any]) -> str:
         if self.failures_path:
@@ -349,6 +353,46 @@ def _load_checkpoint(store: Any, namespace: str) -> dict[str, Any] | None:
     if not isinstance(checkpoint, dict) or checkpoint.get("namespace") != namespace:
         return None
     return checkpoint
+
+
+class _Dedupe:
+    """Duplicates within one run: every record of a contact but its last is ``unchanged`` (not sent).
+
+    In-memory records: the superseded positions are known up front. SQL sources: the values that occur
+    more than once in the window are counted by one query; rows come in cursor order, so the last one
+    of a value is its latest state. A resumed run counts only the rows after its checkpoint.
+    """
+
+    def __init__(self, *, positions: set[int] | None = None, column: str | None = None,
+                 remaining: dict[Any, int] | None = None) -> None:
+        self.positions, self.column, self.remaining = positions, column, remaining
+
+    @classmethod
+    def for_records(cls, records: Iterable[Any], mapper: Mapper, key: str) -> _Dedupe:
+        last: dict[Any, int] = {}
+        positions: set[int] = set()
+        for position, row in enumerate(records):
+            try:
+                ident = mapper(row).get(key) if isinstance(row, Mapping) else getattr(row, key, None)
+            except Exception:
+                ident = None
+            if ident is None:
+                continue
+            if ident in last:
+                positions.add(last[ident])
+            last[ident] = position
+        return cls(positions=positions)
+
+    def superseded(self, index: int, row: Any) -> bool:
+        if self.positions is not None:
+            return index in self.positions
+        if not self.remaining or not isinstance(row, Mapping):
+            return False
+        value = row.get(self.column)  # type: ignore[arg-type]
+        if value not in self.remaining:
+            return False
+        self.remaining[value] -= 1
+        return self.remaining[value] > 0
 
 
 class _Checkpointer:
