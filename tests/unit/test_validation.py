@@ -68,3 +68,53 @@ def test_subscription_rules():
     for bad in (0, -7, "7", None, True):
         with pytest.raises(v.FieldError):
             v.subscription_id(bad)
+
+
+def _reference_phone(text):
+    import phonenumbers
+
+    try:
+        parsed = phonenumbers.parse(text, None)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(parsed):
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def test_phone_fast_path_agrees_with_the_full_parser():
+    import random
+
+    import phonenumbers
+
+    rng = random.Random(7)
+    codes = [*phonenumbers.COUNTRY_CODE_TO_REGION_CODE, 999, 42, 800, 882]
+    for _ in range(30_000):
+        text = f"+{rng.choice(codes)}{rng.randint(0, 9)}{rng.randint(0, 10 ** rng.randint(3, 12))}"
+        try:
+            ours = v._phone.__wrapped__(text)
+        except v.FieldError:
+            ours = None
+        assert ours == _reference_phone(text), text
+
+
+def test_email_fast_path_agrees_with_email_validator():
+    import random
+    import string
+
+    rng = random.Random(3)
+    alphabet = string.ascii_letters + string.digits + ".-_+!#%&'*/=?^`{|}~@ \"()[]:;,<>\\é"
+    domains = ["example.com", "EXAMPLE.com", "sub.example.co.uk", "xn--bcher-kva.example", "localhost", "a..b",
+               "-bad.com", "x.invalid", "123.456", "bücher.example", "example.com.", "a" * 64 + ".com", ""]
+    for _ in range(20_000):
+        local = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 70)))
+        address = f"{local}@{rng.choice(domains)}"
+        try:
+            ours = v._email(address)
+        except v.FieldError:
+            ours = None
+        try:
+            reference = v._email_full.__wrapped__(address)
+        except v.FieldError:
+            reference = None
+        assert ours == reference, address
