@@ -68,6 +68,7 @@ class SpotzeeSyncOperator(BaseOperator):
 
     template_fields: Sequence[str] = (
         "records", "sql", "table", "conn_id", "spotzee_conn_id", "failures_path", "idempotency_namespace",
+        "replay_from",
     )
     template_ext: Sequence[str] = (".sql",)
     template_fields_renderers = {"sql": "sql"}
@@ -80,6 +81,8 @@ class SpotzeeSyncOperator(BaseOperator):
         *,
         spotzee_conn_id: str = SpotzeeHook.default_conn_name,
         records: Iterable[Any] | None = None,
+        replay_from: str | None = None,
+        replay_stages: Sequence[str] = ("dead_lettered",),
         conn_id: str | None = None,
         table: str | None = None,
         sql: str | None = None,
@@ -103,10 +106,9 @@ class SpotzeeSyncOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if records is None and conn_id is None:
-            raise SpotzeeConfigError(f"{type(self).__name__}: give records= or a SQL source (conn_id= with table= or sql=)")
-        if records is not None and conn_id is not None:
-            raise SpotzeeConfigError(f"{type(self).__name__}: give records= or a SQL source, not both")
+        if sum(x is not None for x in (records, conn_id, replay_from)) != 1:
+            raise SpotzeeConfigError(f"{type(self).__name__}: give exactly one input: records=, a SQL source "
+                                     "(conn_id= with table= or sql=), or replay_from= (a failure file)")
         if conn_id is not None and (table is None) == (sql is None):
             raise SpotzeeConfigError(f"{type(self).__name__}: a SQL source needs exactly one of table= or sql=")
         if incremental not in ("interval", "cursor", "full"):
@@ -115,6 +117,8 @@ class SpotzeeSyncOperator(BaseOperator):
             raise SpotzeeConfigError("max_failure_ratio must be between 0 and 1")
         self.spotzee_conn_id = spotzee_conn_id
         self.records = records
+        self.replay_from = replay_from
+        self.replay_stages = tuple(replay_stages)
         self.conn_id = conn_id
         self.table = table
         self.sql = sql
@@ -159,7 +163,8 @@ class SpotzeeSyncOperator(BaseOperator):
         base = namespace_for(self.dag_id, self.task_id, context.get("data_interval_start"),
                              context.get("data_interval_end"), map_index,
                              run_id=context.get("run_id"))
-        return f"{base}/p{part.index}of{part.count}" if part else base
+        base = f"{base}/p{part.index}of{part.count}" if part else base
+        return f"{base}/replay" if self.replay_from else base
 
     def _cursor_asset(self) -> Any:
         if self.cursor_asset is not None:
@@ -207,8 +212,8 @@ class SpotzeeSyncOperator(BaseOperator):
 
     def _rows(self, window: dict[str, Any] | None, after: Any) -> Iterator[tuple[Any, Mapping[str, Any]]]:
         """``(cursor, row)`` pairs to send. ``after`` is the checkpoint cursor (or ``None``)."""
-        if self.records is not None:
-            records = self.records
+        if self.records is not None or self.replay_from is not None:
+            records = self.records if self.records is not None else self._replayed
             if isinstance(records, (str, bytes)) or not isinstance(records, Iterable):
                 raise SpotzeeConfigError(f"records must be a list of mappings, got {type(records).__name__}")
             skip = -1 if after is None else int(after)
@@ -222,8 +227,10 @@ class SpotzeeSyncOperator(BaseOperator):
         """Which records a later record for the same contact supersedes (only the latest state is sent)."""
         if not self.dedupe_on:
             return None
-        if self.records is not None:
-            return _Dedupe.for_records(self.records, build_mapper(self.mapping), self.dedupe_on)
+        if self.records is not None or self.replay_from is not None:
+            records = self.records if self.records is not None else self._replayed
+            return _Dedupe.for_records(records, build_mapper(None if self.replay_from else self.mapping),
+                                       self.dedupe_on)
         column = next((col for col, target in (self.mapping or {}).items() if target == self.dedupe_on), None) \
             if isinstance(self.mapping, Mapping) else None
         if column is None or window is None:
@@ -243,14 +250,17 @@ class SpotzeeSyncOperator(BaseOperator):
         store = context.get("task_state_store")
         namespace = self._namespace(context)
         checkpoint = _load_checkpoint(store, namespace)
-        mapper = build_mapper(self.mapping)
+        mapper = build_mapper(None if self.replay_from else self.mapping)  # a failure file holds payloads
         start_index = checkpoint["index"] + 1 if checkpoint else 0
         prior = checkpoint["counts"] if checkpoint else dict.fromkeys(COUNT_FIELDS, 0)
         if checkpoint:
             self.log.info("Resuming after checkpoint: %d records already final (%s)", start_index, prior)
 
         after = checkpoint["cursor"] if checkpoint else None
-        window = self._window(context, after, store) if self.records is None else None
+        if self.replay_from is not None:
+            self._replayed = read_failure_payloads(self.replay_from, self.replay_stages)
+            self.log.info("Replaying %d records from %s", len(self._replayed), self.replay_from)
+        window = self._window(context, after, store) if self.conn_id is not None else None
         rows = self._rows(window, after)
         dedupe = self._dedupe(window)
         cursors: dict[int, Any] = {}
@@ -494,6 +504,25 @@ def _write_failures(path: str, result: SendResult, start_index: int) -> list[dic
             for entry in entries:
                 handle.write(json.dumps(entry, default=repr, ensure_ascii=False) + "\n")
     return [{k: v for k, v in e.items() if k != "payload"} for e in entries]
+
+
+def read_failure_payloads(path: str, stages: Sequence[str] = ("dead_lettered",)) -> list[dict[str, Any]]:
+    """The payloads of a failure file's records in ``stages``, in file order, ready to send again.
+
+    Sent again under the original namespace + ``/replay``: a replay retried within Spotzee's 24 h is
+    replayed by key, and only records whose payload changed (e.g. fixed in the file) get fresh keys.
+    """
+    target = _open_path(path)
+    if not target.exists():
+        raise SpotzeeConfigError(f"replay_from: no failure file at {path}")
+    payloads = []
+    with target.open("r") as handle:
+        for line in handle:
+            if line.strip():
+                entry = json.loads(line)
+                if entry.get("stage") in stages and isinstance(entry.get("payload"), dict):
+                    payloads.append(entry["payload"])
+    return payloads
 
 
 def _open_path(path: str) -> Any:

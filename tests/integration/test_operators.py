@@ -192,3 +192,21 @@ def test_events_keep_every_occurrence(hook, emulator):
               {"name": "view", "external_id": "a", "created_at": "2026-11-24T10:05:00Z"}]
     summary = TrackEventsOperator(task_id="e", records=events).execute(context())
     assert summary["sent_ok"] == 2 and len(emulator.events()) == 2
+
+
+def test_replay_resends_dead_lettered_payloads_once(monkeypatch, emulator, tmp_path):
+    from tests.integration.helpers import connection_env
+
+    connection_env(monkeypatch, emulator, max_retries=0, max_wait=0.1)
+    records = [{"external_id": f"r-{i}", "email": f"r{i}@example.com"} for i in range(150)]
+    path = tmp_path / "failures.jsonl"
+    emulator.set_faults(error_rate=1.0)
+    with pytest.raises(SpotzeeSyncFailed, match="dead-lettered"):
+        UpsertUsersOperator(task_id="t", records=records, failures_path=str(path)).execute(context())
+    emulator.set_faults(error_rate=0.0)
+    replay = UpsertUsersOperator(task_id="t", replay_from=str(path), failures_path=str(tmp_path / "again.jsonl"))
+    summary = replay.execute(context())
+    assert (summary["extracted"], summary["sent_ok"]) == (150, 150) and summary["idempotency_namespace"].endswith("/replay")
+    again = UpsertUsersOperator(task_id="t", replay_from=str(path)).execute(context(MemoryStore()))
+    assert again["replayed"] == again["requests"] == 2  # a second replay is answered from Spotzee's key memory
+    assert emulator.ledger_summary()["upsert_applications"] == 150
