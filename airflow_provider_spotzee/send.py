@@ -15,14 +15,20 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from airflow_provider_spotzee import validation as v
-from airflow_provider_spotzee.batching import MAX_BATCH_SIZE, canonical_body, check_batch_size, idempotency_key
+from airflow_provider_spotzee.batching import (
+    MAX_BATCH_SIZE,
+    canonical_body,
+    check_batch_size,
+    chunked,
+    idempotency_key,
+)
 from airflow_provider_spotzee.exceptions import SpotzeeError
 from airflow_provider_spotzee.models import (
     Contact,
@@ -261,6 +267,25 @@ class _Run:
                  r.dead_lettered, c.requests, c.retries, c.throttled)
 
 
+def validated(endpoint: Endpoint, records: Iterable[Any], result: SendResult, *,
+              start_index: int = 0) -> Iterator[Prepared]:
+    """Number, validate and serialise records, yielding the sendable ones. Counts every record in
+    ``result`` (submitted, unchanged, invalid) and files invalid ones as failures with their payloads."""
+    for index, record in enumerate(records, start=start_index):
+        result.submitted += 1
+        if isinstance(record, Unchanged):
+            result.unchanged += 1
+            continue
+        item = prepare(endpoint, index, record)
+        if isinstance(item, ItemFailure):
+            result.failures.append(item)
+            result.invalid += 1
+            if not isinstance(record, Invalid):
+                result.payloads[index] = record
+            continue
+        yield item
+
+
 async def send_records(
     transport: SpotzeeTransport,
     endpoint: Endpoint,
@@ -295,7 +320,6 @@ async def send_records(
     next_commit = 0
     commit_blocked = False
     fatal: list[BaseException] = []
-    last_index = -1
 
     def committed(batch_no: int, upto: int, ok: bool) -> None:
         nonlocal next_commit, commit_blocked
@@ -321,28 +345,9 @@ async def send_records(
         committed(batch_no, batch[-1].index, result.dead_lettered == dead_before)
         run.progress()
 
-    def batches() -> Iterable[list[Prepared]]:
-        nonlocal last_index
-        pending: list[Prepared] = []
-        for index, record in enumerate(records, start=start_index):
-            last_index = index
-            result.submitted += 1
-            if isinstance(record, Unchanged):
-                result.unchanged += 1
-                continue
-            item = prepare(endpoint, index, record)
-            if isinstance(item, ItemFailure):
-                run._fail(item, None if isinstance(record, Invalid) else record)
-                continue
-            pending.append(item)
-            if len(pending) == batch_size:
-                yield pending
-                pending = []
-        if pending:
-            yield pending
-
     try:
-        for batch_no, batch in enumerate(batches()):
+        for batch_no, batch in enumerate(chunked(validated(endpoint, records, result, start_index=start_index),
+                                                 batch_size)):
             await limit.acquire()
             if fatal:
                 limit.release()
@@ -368,7 +373,8 @@ async def send_records(
         result.elapsed_seconds = time.monotonic() - run.started
     if fatal:
         raise fatal[0]
-    if not commit_blocked and on_commit is not None and last_index >= 0:
+    last_index = start_index + result.submitted - 1
+    if not commit_blocked and on_commit is not None and last_index >= start_index:
         on_commit(last_index, result)  # trailing invalid records are final too
     run.progress(force=True)
     if not result.balanced:  # a bug, never bad data: say so loudly rather than lose records silently

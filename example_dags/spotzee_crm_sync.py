@@ -16,22 +16,14 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, XComArg, task
 
+from airflow_provider_spotzee.mapping import CRM_GUIDE_MAPPING
 from airflow_provider_spotzee.operators.users import UpsertUsersOperator
 
 CRM_CONN_ID = os.environ.get("SPOTZEE_EXAMPLE_CRM_CONN_ID", "crm_db")
 
-# The sync guide's table: customers.id → external_id, email_address → email, phone_e164 → phone,
-# locale → locale, first/last name → data.*; plus timezone and plan.
-CRM_MAPPING = {
-    "id": "external_id",
-    "email_address": "email",
-    "phone_e164": "phone",
-    "locale": "locale",
-    "timezone": "timezone",
-    "first_name": "data.first_name",
-    "last_name": "data.last_name",
-    "plan": "data.plan",
-}
+# The sync guide's column table (id → external_id, email_address → email, phone_e164 → phone, locale,
+# timezone, first/last name → data.*), plus the plan as a custom attribute.
+CRM_MAPPING = {**CRM_GUIDE_MAPPING, "plan": "data.plan"}
 
 with DAG(
     dag_id="spotzee_crm_sync",

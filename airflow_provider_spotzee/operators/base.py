@@ -35,8 +35,8 @@ from airflow_provider_spotzee.batching import MAX_BATCH_SIZE, check_batch_size, 
 from airflow_provider_spotzee.exceptions import SpotzeeConfigError, SpotzeeSyncFailed
 from airflow_provider_spotzee.hooks.spotzee import SpotzeeHook
 from airflow_provider_spotzee.mapping import Mapper, build_mapper, check_columns
-from airflow_provider_spotzee.models import ItemFailure, SendResult
-from airflow_provider_spotzee.send import Endpoint, Invalid, Unchanged, prepare
+from airflow_provider_spotzee.models import SendResult
+from airflow_provider_spotzee.send import Endpoint, Invalid, Unchanged, validated
 from airflow_provider_spotzee.validation import PARAMETER_INVALID_FORMAT
 from airflow_provider_spotzee.sources import Partition, SqlSource, json_cursor_value
 
@@ -462,21 +462,9 @@ def _counts_upto(prior: Mapping[str, int], live: SendResult, index: int, start_i
 
 
 def _dry_run(endpoint: Endpoint, payloads: Iterable[Any], start_index: int) -> SendResult:
+    """Validate, map and count what would be sent; send nothing. ``succeeded`` means "would be sent"."""
     result = SendResult(endpoint=endpoint.name)
-    would_send = 0
-    for index, record in enumerate(payloads, start=start_index):
-        result.submitted += 1
-        if isinstance(record, Unchanged):
-            result.unchanged += 1
-            continue
-        item = prepare(endpoint, index, record)
-        if isinstance(item, ItemFailure):
-            result.invalid += 1
-            result.failures.append(item)
-            result.payloads[index] = record
-        else:
-            would_send += 1
-    result.succeeded = would_send  # "would be sent"; the summary marks the run as a dry run
+    result.succeeded = sum(1 for _ in validated(endpoint, payloads, result, start_index=start_index))
     return result
 
 

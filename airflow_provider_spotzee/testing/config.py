@@ -10,6 +10,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_provider_spotzee.config import PLANS as CLIENT_PLANS
+
 CURRENT_VERSION = "2026-04-28"
 SUPPORTED_VERSIONS = frozenset({"2025-09-15", "2026-01-20", "2026-04-28"})
 
@@ -28,10 +30,10 @@ class Plan:
     burst: float
 
 
+#: The documented plans (api-facts.md), from the one table the client paces by.
 PLANS: dict[str, Plan] = {
-    "starter": Plan(read=200, write=100, burst=1.5),
-    "professional": Plan(read=1000, write=500, burst=1.5),
-    "enterprise": Plan(read=5000, write=2500, burst=2.0),
+    name: Plan(read=budget.read_rps, write=budget.write_rps, burst=budget.burst)
+    for name, budget in CLIENT_PLANS.items()
 }
 
 
