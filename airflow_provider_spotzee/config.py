@@ -6,7 +6,9 @@ The sync hook, the async hook (triggers) and the emulator helpers all go through
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
+import re
 import json
 import logging
 from dataclasses import dataclass, field
@@ -129,6 +131,19 @@ def _number(extras: dict[str, Any], name: str, kind: type, minimum: float) -> An
     return value
 
 
+def _api_version(value: Any) -> str:
+    if value in (None, ""):
+        return CURRENT_API_VERSION
+    text = str(value).strip()
+    try:
+        valid = bool(re.fullmatch(r"\d{4}-\d{2}-\d{2}", text)) and dt.date.fromisoformat(text) is not None
+    except ValueError:
+        valid = False
+    if not valid:
+        raise SpotzeeConfigError(f"Spotzee connection extra 'api_version' must be a date such as {CURRENT_API_VERSION}")
+    return text
+
+
 def client_config_from_connection(conn: Any, **overrides: Any) -> ClientConfig:
     """Build a :class:`ClientConfig` from an Airflow ``Connection``. ``overrides`` (non-None) win."""
     extras = conn.extra_dejson if hasattr(conn, "extra_dejson") else json.loads(conn.extra or "{}")
@@ -142,7 +157,7 @@ def client_config_from_connection(conn: Any, **overrides: Any) -> ClientConfig:
     settings: dict[str, Any] = {
         "base_url": resolve_base_url(conn.host, conn.port, conn.schema),
         "api_key": check_api_key(conn.password),
-        "api_version": str(extras["api_version"]) if extras.get("api_version") else CURRENT_API_VERSION,
+        "api_version": _api_version(extras.get("api_version")),
         "plan": plan,
         "requests_per_second": _number(extras, "requests_per_second", float, 0.1) or budget.write_rps,
         "read_requests_per_second": budget.read_rps,

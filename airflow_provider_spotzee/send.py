@@ -29,7 +29,7 @@ from airflow_provider_spotzee.batching import (
     chunked,
     idempotency_key,
 )
-from airflow_provider_spotzee.exceptions import SpotzeeError
+from airflow_provider_spotzee.exceptions import SpotzeeConfigError, SpotzeeError
 from airflow_provider_spotzee.models import (
     Contact,
     Event,
@@ -199,6 +199,10 @@ class _Run:
         except RetryableError as exc:
             self._dead_letter(batch, exc.code, f"gave up after {self.transport.config.max_retries} retries: {exc}")
             return
+        if response.status == 404:  # the endpoint itself is missing: every batch would fail the same way
+            raise SpotzeeConfigError(
+                f"Spotzee answered {endpoint.method} {endpoint.path} with 404 ({response.error_code}): check that the "
+                f"connection's base URL ends in /api/client (now {self.transport.config.base_url})")
         if not 200 <= response.status < 300:
             code = response.error_code
             for item in batch:

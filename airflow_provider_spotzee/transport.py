@@ -7,7 +7,8 @@ which waits for the pacer, sends, classifies the answer and retries what is safe
   retried with the same bytes and the same ``Idempotency-Key``;
 - 429 and 409 honour ``Retry-After`` (seconds or HTTP-date) plus 0–500 ms jitter, doubling on
   consecutive repeats, capped at ``max_wait``; everything else backs off exponentially with jitter;
-- 401/403 raise :class:`SpotzeeAuthError` at once, 400 ``version_unsupported`` a config error;
+- 401/403 and 400 ``version_unsupported`` raise :class:`SpotzeeAuthError` at once, a redirect or a
+  404 for the endpoint itself :class:`SpotzeeConfigError` (the base URL is wrong);
   any other 4xx is returned to the caller (never retried).
 
 Nothing here logs a header, a body or the key.
@@ -190,7 +191,7 @@ class SpotzeeTransport:
             limits=httpx.Limits(max_connections=config.max_in_flight + 4,
                                 max_keepalive_connections=config.max_in_flight + 4),
             follow_redirects=False,
-            trust_env=False,
+            trust_env=True,  # HTTPS_PROXY / NO_PROXY / SSL_CERT_FILE, as users of httpx expect
         )
 
     async def __aenter__(self) -> SpotzeeTransport:
@@ -272,7 +273,7 @@ class SpotzeeTransport:
         if code == "version_unsupported":
             raise SpotzeeAuthError(
                 f"Spotzee does not support API version {self.config.api_version!r}: fix the connection's "
-                "'api_version' extra (YYYY-MM-DD) or remove it to use the key's default",
+                "'api_version' extra (YYYY-MM-DD), or remove it to use the current version",
                 status=status, code=code, request_id=response.request_id)
         if 300 <= status < 400:
             raise SpotzeeConfigError(

@@ -14,12 +14,14 @@ import dataclasses
 import json
 import logging
 import math
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from functools import cached_property
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
 from airflow.providers.common.compat.sdk import BaseHook, mask_secret
+from pydantic import ValidationError
 
 from airflow_provider_spotzee.batching import MAX_BATCH_SIZE, check_batch_size, idempotency_key
 from airflow_provider_spotzee.config import ClientConfig, client_config_from_connection
@@ -41,7 +43,13 @@ T = TypeVar("T")
 logging.getLogger("httpx").setLevel(logging.WARNING)
 logging.getLogger("httpcore").setLevel(logging.WARNING)
 
-DEFAULT_NAMESPACE = "default"
+
+
+def _namespace(given: str | None) -> str:
+    """Without a namespace every call gets its own: retries inside the call reuse their keys, but two
+    separate calls with the same body are two sends (an event sent twice on purpose is recorded twice).
+    Pass a stable namespace (operators do: dag/task/data interval/map index) to make calls replay-safe."""
+    return given or f"call-{uuid.uuid4()}"
 
 
 def run_sync(make: Callable[[], Awaitable[T]]) -> T:
@@ -168,7 +176,7 @@ class SpotzeeHook(BaseHook):
         config = config or await self.aget_config()
         async with SpotzeeTransport(config) as transport:
             return await send_records(transport, endpoint, records,
-                                      namespace=idempotency_namespace or DEFAULT_NAMESPACE,
+                                      namespace=_namespace(idempotency_namespace),
                                       batch_size=batch_size, collect_contacts=collect_contacts,
                                       on_commit=on_commit, start_index=start_index)
 
@@ -177,7 +185,7 @@ class SpotzeeHook(BaseHook):
         """Set one contact's subscription states (``PATCH /users/{userId}/subscriptions``), ≤ 100 toggles.
 
         ``user_id`` is the numeric id or the external_id. Returns the refreshed contact. Invalid toggles
-        or an unknown contact raise :class:`SpotzeeAPIError` naming the code.
+        raise :class:`SpotzeeConfigError`; an unknown contact :class:`SpotzeeAPIError` (``resource_missing``).
         """
         config = self.config
         return run_sync(lambda: self.aupdate_user_subscriptions(user_id, toggles,
@@ -187,12 +195,15 @@ class SpotzeeHook(BaseHook):
     async def aupdate_user_subscriptions(self, user_id: str | int, toggles: Iterable[Any], *,
                                          idempotency_namespace: str | None = None,
                                          config: ClientConfig | None = None) -> Contact:
-        items = [t if isinstance(t, SubscriptionChange) else SubscriptionChange.model_validate(t) for t in toggles]
+        try:
+            items = [t if isinstance(t, SubscriptionChange) else SubscriptionChange.model_validate(t) for t in toggles]
+        except ValidationError as exc:
+            raise SpotzeeConfigError(f"invalid subscription toggle: {exc.errors(include_input=False)[0]['msg']}") from None
         if not 1 <= len(items) <= MAX_BATCH_SIZE:
             raise SpotzeeConfigError(f"update_user_subscriptions takes 1 to {MAX_BATCH_SIZE} toggles, got {len(items)}")
         path = f"/users/{_user_path(user_id)}/subscriptions"
         body = json.dumps([t.model_dump() for t in items], separators=(",", ":")).encode()
-        key = idempotency_key(idempotency_namespace or DEFAULT_NAMESPACE, "PATCH", path, body)
+        key = idempotency_key(_namespace(idempotency_namespace), "PATCH", path, body)
         async with SpotzeeTransport(config or await self.aget_config()) as transport:
             response = await _final(transport.request("PATCH", path, body=body, idempotency_key=key), path)
         if response.status == 404:

@@ -40,6 +40,11 @@ from airflow_provider_spotzee.send import Endpoint, Invalid, Unchanged, validate
 from airflow_provider_spotzee.validation import PARAMETER_INVALID_FORMAT
 from airflow_provider_spotzee.sources import Partition, SqlSource, json_cursor_value
 
+try:  # keep checkpoints until their DAG run is deleted: a clear months later must not resend
+    from airflow.sdk import NEVER_EXPIRE
+except ImportError:  # pragma: no cover - Airflow < 3.3 has no state store anyway
+    NEVER_EXPIRE = None
+
 log = logging.getLogger(__name__)
 
 CHECKPOINT_KEY = "spotzee_checkpoint"
@@ -111,6 +116,11 @@ class SpotzeeSyncOperator(BaseOperator):
                                      "(conn_id= with table= or sql=), or replay_from= (a failure file)")
         if conn_id is not None and (table is None) == (sql is None):
             raise SpotzeeConfigError(f"{type(self).__name__}: a SQL source needs exactly one of table= or sql=")
+        if partition and conn_id is None:
+            raise SpotzeeConfigError(f"{type(self).__name__}: partition= splits a SQL source; it cannot split records=")
+        if partition and incremental == "cursor":
+            raise SpotzeeConfigError(f"{type(self).__name__}: incremental='cursor' keeps one high-water mark per "
+                                     "asset; partitions would overwrite each other's: use incremental='interval'")
         if incremental not in ("interval", "cursor", "full"):
             raise SpotzeeConfigError("incremental must be 'interval', 'cursor' or 'full'")
         if max_failure_ratio is not None and not 0 <= max_failure_ratio <= 1:
@@ -204,7 +214,7 @@ class SpotzeeSyncOperator(BaseOperator):
                 captured = self._source().max_cursor()
                 bound = [json_cursor_value(v) for v in captured] if captured else []
                 if store is not None:
-                    store.set(UPPER_BOUND_KEY, bound)
+                    store.set(UPPER_BOUND_KEY, bound, retention=NEVER_EXPIRE)
             if not bound:
                 return None
             window["upto"] = tuple(bound)
@@ -333,11 +343,11 @@ class SpotzeeSyncOperator(BaseOperator):
     def _enforce_thresholds(self, summary: dict[str, Any]) -> None:
         if self.dry_run:
             return
+        if summary["dead_lettered"]:  # given up on: always a failed task, so that a retry sends them
+            raise SpotzeeSyncFailed(
+                f"{summary['dead_lettered']} records were dead-lettered (Spotzee kept failing); they are in "
+                f"{summary['failures_path']}. A retry of this task resends them (committed batches are skipped).")
         if self.max_failure_ratio is None:
-            if summary["dead_lettered"]:
-                raise SpotzeeSyncFailed(
-                    f"{summary['dead_lettered']} records were dead-lettered (Spotzee kept failing); they are in "
-                    f"{summary['failures_path']}. A retry of this task resends them (committed batches are skipped).")
             return
         failed = summary["invalid"] + summary["rejected"] + summary["dead_lettered"]
         ratio = failed / summary["extracted"] if summary["extracted"] else 0.0
@@ -386,7 +396,7 @@ class _Dedupe:
                 ident = mapper(row).get(key) if isinstance(row, Mapping) else getattr(row, key, None)
             except Exception:
                 ident = None
-            if ident is None:
+            if _blank(ident):  # no identity: reported invalid, never "superseded"
                 continue
             if ident in last:
                 positions.add(last[ident])
@@ -399,10 +409,14 @@ class _Dedupe:
         if not self.remaining or not isinstance(row, Mapping):
             return False
         value = row.get(self.column)  # type: ignore[arg-type]
-        if value not in self.remaining:
+        if _blank(value) or value not in self.remaining:
             return False
         self.remaining[value] -= 1
         return self.remaining[value] > 0
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
 
 
 class _Checkpointer:
@@ -436,7 +450,7 @@ class _Checkpointer:
     def flush(self) -> None:
         if self._pending is not None and self.store is not None:
             started = time.monotonic()
-            self.store.set(CHECKPOINT_KEY, self._pending)
+            self.store.set(CHECKPOINT_KEY, self._pending, retention=NEVER_EXPIRE)
             self._written = time.monotonic()
             log.debug("checkpoint: records up to index %d are final (%.1f ms)", self._pending["index"],
                       (self._written - started) * 1000)
@@ -501,9 +515,10 @@ def read_failure_payloads(path: str, stages: Sequence[str] = ("dead_lettered",))
     replayed by key, and only records whose payload changed (e.g. fixed in the file) get fresh keys.
     """
     target = _open_path(path)
-    if not target.exists():
-        raise SpotzeeConfigError(f"replay_from: no failure file at {path}")
-    payloads = []
+    payloads: list[dict[str, Any]] = []
+    if not target.exists():  # a clean sync writes no failure file: nothing to replay
+        log.info("replay_from: no failure file at %s, nothing to replay", path)
+        return payloads
     with target.open("r") as handle:
         for line in handle:
             if line.strip():

@@ -11,6 +11,7 @@ from airflow.providers.common.compat.sdk import (
     AirflowSensorTimeout,
     AirflowSkipException,
     BaseSensorOperator,
+    PokeReturnValue,
     conf,
 )
 
@@ -55,11 +56,11 @@ class SpotzeeContactSensor(BaseSensorOperator):
         since = parse_since(self.updated_since)
         return since.isoformat() if since else None
 
-    def poke(self, context: Any) -> bool:
+    def poke(self, context: Any) -> bool | PokeReturnValue:
         if self._pending is None:
             self._pending = normalise_ids(self.external_ids)
         if not self._pending:
-            return True
+            return PokeReturnValue(is_done=True, xcom_value={"found": 0})
         config = SpotzeeHook(self.spotzee_conn_id).config
         since = parse_since(self.updated_since)
         pending = self._pending
@@ -73,7 +74,7 @@ class SpotzeeContactSensor(BaseSensorOperator):
         if self._pending:
             self.log.info("%d contact(s) not visible yet, e.g. %s", len(self._pending), self._pending[:10])
             return False
-        return True
+        return PokeReturnValue(is_done=True, xcom_value={"found": len(normalise_ids(self.external_ids))})
 
     def execute(self, context: Any) -> Any:
         if not self.deferrable:

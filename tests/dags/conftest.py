@@ -44,9 +44,11 @@ class Airflow:
         command += ["--fresh"] if fresh else []
         return subprocess.run(command, env=self.env, capture_output=True, text=True, timeout=timeout, check=False)
 
-    def popen_dagrun(self, dag_id: str, logical_date: str) -> subprocess.Popen[str]:
-        """A fresh run in the background (in its own session, so the test can SIGKILL the whole worker)."""
-        command = [sys.executable, str(DAGRUN), dag_id, logical_date, "--run-after", logical_date, "--fresh"]
+    def popen_dagrun(self, dag_id: str, logical_date: str, *, fresh: bool = False,
+                     reap: bool = False) -> subprocess.Popen[str]:
+        """A run in the background, in its own session so the test can SIGKILL the whole worker."""
+        command = [sys.executable, str(DAGRUN), dag_id, logical_date, "--run-after", logical_date]
+        command += (["--fresh"] if fresh else []) + (["--reap"] if reap else [])
         return subprocess.Popen(command, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 start_new_session=True)
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from airflow_provider_spotzee.exceptions import SpotzeeAuthError
+from airflow_provider_spotzee.exceptions import SpotzeeAuthError, SpotzeeConfigError
 from airflow_provider_spotzee.hooks.spotzee import SpotzeeHook
 from airflow_provider_spotzee.models import UserUpsert
 from airflow_provider_spotzee.send import Endpoint
@@ -176,11 +176,18 @@ def test_batches_that_exhaust_retries_are_dead_lettered_with_payloads(monkeypatc
     assert result.payloads[149]["external_id"] == "u-149"
 
 
-def test_other_4xx_are_not_retried(hook, emulator):
+def test_a_missing_endpoint_fails_fast_as_a_config_error(hook, emulator):
     bogus = Endpoint("bogus", "POST", "/no-such-endpoint", UserUpsert, per_item_results=False)
-    result = hook.send(bogus, users(5))
-    assert result.rejected == 5 and result.requests == 1 and result.retries == 0
-    assert result.failures[0].code == "resource_missing"
+    with pytest.raises(SpotzeeConfigError, match="/api/client"):
+        hook.send(bogus, users(500))
+    assert emulator.stats()["requests_total"] <= hook.config.max_in_flight  # stopped, not one per batch
+
+
+def test_calls_without_a_namespace_are_separate_sends(hook, emulator):
+    event = [{"name": "clicked", "external_id": "n-1"}]
+    hook.track_events(event)
+    hook.track_events(event)  # sent twice on purpose: recorded twice
+    assert len(emulator.events()) == 2
 
 
 def test_401_fails_fast_and_the_key_never_leaks(monkeypatch, emulator, caplog):

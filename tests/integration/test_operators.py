@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
-from decimal import Decimal
 
 import pytest
 
@@ -210,3 +209,13 @@ def test_replay_resends_dead_lettered_payloads_once(monkeypatch, emulator, tmp_p
     again = UpsertUsersOperator(task_id="t", replay_from=str(path)).execute(context(MemoryStore()))
     assert again["replayed"] == again["requests"] == 2  # a second replay is answered from Spotzee's key memory
     assert emulator.ledger_summary()["upsert_applications"] == 150
+
+
+def test_blank_ids_are_invalid_not_superseded(hook, emulator, crm):
+    add(crm, [(i, "" if i % 2 else None, f"x{i}@example.com", 1, None, None, "2026-11-24 01:00:00") for i in range(1, 5)]
+        + rows(2, start=10))
+    summary = op().execute(context())
+    assert (summary["invalid"], summary["unchanged"], summary["sent_ok"]) == (4, 0, 2)
+    records = [{"external_id": ""}, {"external_id": ""}, {"external_id": "k"}]
+    summary = UpsertUsersOperator(task_id="r", records=records).execute(context())
+    assert (summary["invalid"], summary["unchanged"], summary["sent_ok"]) == (2, 0, 1)

@@ -81,3 +81,9 @@ def test_unknown_extras_ignored_not_sent(caplog):
 def test_bad_extras_fail_clearly(extra):
     with pytest.raises(SpotzeeConfigError):
         client_config_from_connection(Conn(extra=extra))
+
+
+@pytest.mark.parametrize("version", ["2026-02-30", "yesterday", "2026-4-28", "20260428"])
+def test_api_version_must_be_a_real_date(version):
+    with pytest.raises(SpotzeeConfigError, match="api_version"):
+        client_config_from_connection(Conn(extra={"api_version": version}))
