@@ -19,15 +19,12 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
-
-from crm import seed_crm  # noqa: E402
-
-from airflow_provider_spotzee.testing import EmulatorConfig, FaultConfig, run_emulator  # noqa: E402
+from airflow_provider_spotzee.testing import EmulatorConfig, FaultConfig, run_emulator
+from airflow_provider_spotzee.testing.crm import seed_crm
 
 DAG_ID = "spotzee_crm_sync"
 RUN_DATE = "2026-11-25"  # data interval [2026-11-24, 2026-11-25): the seeded day
+ROOT = Path(__file__).resolve().parent.parent
 SUMMARY_LINE = re.compile(r"Spotzee users_batch summary: (\{.*?\})")
 
 
