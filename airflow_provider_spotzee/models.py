@@ -43,25 +43,10 @@ class _Profile(_Payload):
     locale: str | None = None
     data: dict[str, Any] | None = None
 
-    @field_validator("email", mode="before")
+    @field_validator(*v.PROFILE_FIELDS, mode="before")
     @classmethod
-    def _email(cls, value: Any) -> str | None:
-        return v.email(value)
-
-    @field_validator("phone", mode="before")
-    @classmethod
-    def _phone(cls, value: Any) -> str | None:
-        return v.phone(value)
-
-    @field_validator("timezone", mode="before")
-    @classmethod
-    def _timezone(cls, value: Any) -> str | None:
-        return v.timezone(value)
-
-    @field_validator("locale", mode="before")
-    @classmethod
-    def _locale(cls, value: Any) -> str | None:
-        return v.locale(value)
+    def _profile_field(cls, value: Any, info: Any) -> str | None:
+        return v.PROFILE_FIELDS[info.field_name](value)
 
     @field_validator("data", mode="before")
     @classmethod

@@ -204,6 +204,10 @@ def locale(value: Any) -> str | None:
     return _locale(value.strip().replace("_", "-"))
 
 
+#: The contact profile's first-class fields and their rules (used by the client models and the emulator).
+PROFILE_FIELDS: dict[str, Any] = {"email": email, "phone": phone, "timezone": timezone, "locale": locale}
+
+
 def event_name(value: Any) -> str:
     if value is None or value == "":
         raise FieldError("name", PARAMETER_MISSING, "event name is required")

@@ -32,26 +32,12 @@ def profile(raw: dict[str, Any], prefix: str = "") -> tuple[dict[str, Any], dict
     """First-class profile fields that were given (normalised) and the ``data`` object."""
     fields: dict[str, Any] = {}
     try:
-        value = raw.get("email")
-        if value is not None:
-            value = v.email(value)
+        for name, rule in v.PROFILE_FIELDS.items():
+            value = raw.get(name)
             if value is not None:
-                fields["email"] = value
-        value = raw.get("phone")
-        if value is not None:
-            value = v.phone(value)
-            if value is not None:
-                fields["phone"] = value
-        value = raw.get("timezone")
-        if value is not None:
-            value = v.timezone(value)
-            if value is not None:
-                fields["timezone"] = value
-        value = raw.get("locale")
-        if value is not None:
-            value = v.locale(value)
-            if value is not None:
-                fields["locale"] = value
+                value = rule(value)
+                if value is not None:
+                    fields[name] = value
         data = v.json_data("data", raw.get("data"))
     except FieldError as exc:
         if prefix:
