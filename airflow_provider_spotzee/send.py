@@ -145,8 +145,8 @@ def prepare(endpoint: Endpoint, index: int, record: Any) -> Prepared | ItemFailu
         return invalid_failure(index, record, code, message)
     except (ValueError, TypeError) as exc:  # e.g. a value pydantic cannot serialise
         return invalid_failure(index, record, v.PARAMETER_INVALID_FORMAT, f"record cannot be serialised: {type(exc).__name__}")
-    return Prepared(index, body, getattr(item, "external_id", None), getattr(item, "anonymous_id", None),
-                    getattr(item, "subscription_id", None))
+    fields = vars(item)  # plain dict access: pydantic's __getattr__ raises (slowly) for absent fields
+    return Prepared(index, body, fields.get("external_id"), fields.get("anonymous_id"), fields.get("subscription_id"))
 
 
 def _failure(item: Prepared, stage: str, code: str, message: str) -> ItemFailure:

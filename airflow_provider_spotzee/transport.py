@@ -116,7 +116,9 @@ class Pacer:
     def __init__(self, rate: float, *, low_water: int = 2, clock=time.monotonic) -> None:
         self.ceiling = rate
         self.rate = rate
-        self.capacity = max(1.0, rate * 0.05)
+        # 150 ms of tokens: enough to catch up after a short stall (a descheduled VM, a GC pause), small
+        # enough that 10 s at the paced rate plus a full bucket stays under the 10 s window's limit
+        self.capacity = max(1.0, rate * 0.15)
         self.low_water = low_water
         self._clock = clock
         self._tokens = self.capacity

@@ -267,6 +267,10 @@ class SpotzeeSyncOperator(BaseOperator):
             self.log.info("Resuming after checkpoint: %d records already final (%s)", start_index, prior)
 
         after = checkpoint["cursor"] if checkpoint else None
+        if self.records is not None and not isinstance(self.records, Sequence):
+            # records are in memory by definition (a list, an XCom); a one-shot iterable is read once here
+            # because de-duplication and resuming by position both need a second look
+            self.records = list(self.records)
         if self.replay_from is not None:
             self._replayed = read_failure_payloads(self.replay_from, self.replay_stages)
             self.log.info("Replaying %d records from %s", len(self._replayed), self.replay_from)
@@ -432,7 +436,7 @@ class _Checkpointer:
         self.store, self.namespace, self.prior, self.start_index = store, namespace, prior, start_index
         self.cursors, self.unchanged, self.every = cursors, unchanged, every
         self.cursor: Any = None
-        self._pending: dict[str, Any] | None = None
+        self._pending: tuple[int, Any, SendResult] | None = None
         self._written = 0.0
 
     def commit(self, index: int, live: SendResult) -> None:
@@ -442,17 +446,21 @@ class _Checkpointer:
         if cursor is None:
             return
         self.cursor = cursor
-        self._pending = {"namespace": self.namespace, "index": index, "cursor": _json_cursor(cursor),
-                         "counts": _counts_upto(self.prior, live, index, self.start_index, self.unchanged)}
+        self._pending = (index, cursor, live)
         if time.monotonic() - self._written >= self.every:
             self.flush()
 
     def flush(self) -> None:
+        """Write the last commit point; the counts are computed here, once per write, not per batch."""
         if self._pending is not None and self.store is not None:
             started = time.monotonic()
-            self.store.set(CHECKPOINT_KEY, self._pending, retention=NEVER_EXPIRE)
+            index, cursor, live = self._pending
+            self.store.set(CHECKPOINT_KEY, {
+                "namespace": self.namespace, "index": index, "cursor": _json_cursor(cursor),
+                "counts": _counts_upto(self.prior, live, index, self.start_index, self.unchanged),
+            }, retention=NEVER_EXPIRE)
             self._written = time.monotonic()
-            log.debug("checkpoint: records up to index %d are final (%.1f ms)", self._pending["index"],
+            log.debug("checkpoint: records up to index %d are final (%.1f ms)", index,
                       (self._written - started) * 1000)
         self._pending = None
 

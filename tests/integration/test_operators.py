@@ -219,3 +219,10 @@ def test_blank_ids_are_invalid_not_superseded(hook, emulator, crm):
     records = [{"external_id": ""}, {"external_id": ""}, {"external_id": "k"}]
     summary = UpsertUsersOperator(task_id="r", records=records).execute(context())
     assert (summary["invalid"], summary["unchanged"], summary["sent_ok"]) == (2, 0, 1)
+
+
+def test_a_generator_of_records_is_sent_not_swallowed(hook, emulator):
+    records = ({"external_id": f"g-{i}", "email": f"g{i}@example.com"} for i in range(120))
+    summary = UpsertUsersOperator(task_id="g", records=records).execute(context())
+    assert (summary["extracted"], summary["sent_ok"]) == (120, 120)
+    assert emulator.ledger_summary()["contacts"] == 120
