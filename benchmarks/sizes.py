@@ -1,0 +1,55 @@
+"""How much each scenario does: the full run (< 10 min on the 2-core box) and ``--quick`` (< 1 min)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Sizes:
+    # 1. throughput vs the rate ceiling (hook.upsert_users, sync endpoint, 50 ms latency)
+    capacity_users: int          # raw client against the emulator alone (rate limits off)
+    starter_users: int           # the issue's 200,000
+    starter_repeat_users: int    # same, emails/phones repeating (validation caches hit on both sides)
+    professional_users: int
+    phase_deadline_s: float      # a hook/probe phase stops feeding records after this
+    # 2. versus a naive loop
+    naive_hook_users: int
+    naive_users: int             # the naive loop is timed on this subset
+    # 3. client CPU per item (in process)
+    cpu_records: int             # per round, fresh (unique) records
+    cpu_rounds: int
+    cpu_profile_records: int
+    netprofile_users: int        # client-side profile of a real send
+    # 4. memory (peak RSS growth of hook.upsert_users over a generator, in a child process)
+    memory_small: int
+    memory_large: int
+    memory_deadline_s: float
+    # 6. hook vs operator code path
+    layering_users: int
+    layering_rounds: int
+    # reads (not in the issue): hook.iter_users vs a plain paging loop
+    read_contacts: int
+
+
+FULL = Sizes(
+    capacity_users=40_000, starter_users=200_000, starter_repeat_users=100_000,
+    professional_users=100_000,
+    phase_deadline_s=75.0,
+    naive_hook_users=50_000, naive_users=10_000,
+    cpu_records=50_000, cpu_rounds=3, cpu_profile_records=30_000, netprofile_users=30_000,
+    memory_small=100_000, memory_large=1_000_000, memory_deadline_s=220.0,
+    layering_users=60_000, layering_rounds=2,
+    read_contacts=10_000,
+)
+
+QUICK = Sizes(
+    capacity_users=3_000, starter_users=8_000, starter_repeat_users=5_000,
+    professional_users=5_000,
+    phase_deadline_s=10.0,
+    naive_hook_users=3_000, naive_users=500,
+    cpu_records=8_000, cpu_rounds=1, cpu_profile_records=4_000, netprofile_users=3_000,
+    memory_small=3_000, memory_large=10_000, memory_deadline_s=10.0,
+    layering_users=3_000, layering_rounds=1,
+    read_contacts=500,
+)
