@@ -118,10 +118,11 @@ def check_api_key(api_key: str | None) -> str:
     return key
 
 
-def _number(extras: dict[str, Any], name: str, kind: type, minimum: float) -> Any:
+def _number(extras: dict[str, Any], name: str, kind: type, minimum: float, default: Any) -> Any:
+    """An extra as ``kind``, at least ``minimum``; ``default`` when it is absent or empty."""
     raw = extras.get(name)
     if raw is None or raw == "":
-        return None
+        return default
     try:
         value = kind(raw)
     except (TypeError, ValueError):
@@ -159,12 +160,12 @@ def client_config_from_connection(conn: Any, **overrides: Any) -> ClientConfig:
         "api_key": check_api_key(conn.password),
         "api_version": _api_version(extras.get("api_version")),
         "plan": plan,
-        "requests_per_second": _number(extras, "requests_per_second", float, 0.1) or budget.write_rps,
+        "requests_per_second": _number(extras, "requests_per_second", float, 0.1, budget.write_rps),
         "read_requests_per_second": budget.read_rps,
-        "timeout": _number(extras, "timeout", float, 0.1) or 30.0,
-        "max_in_flight": _number(extras, "max_in_flight", int, 1) or 16,
-        "max_retries": _number(extras, "max_retries", int, 0) if extras.get("max_retries") not in (None, "") else 8,
-        "max_wait": _number(extras, "max_wait", float, 0.1) or 60.0,
+        "timeout": _number(extras, "timeout", float, 0.1, 30.0),
+        "max_in_flight": _number(extras, "max_in_flight", int, 1, 16),
+        "max_retries": _number(extras, "max_retries", int, 0, 8),
+        "max_wait": _number(extras, "max_wait", float, 0.1, 60.0),
     }
     settings.update({k: v for k, v in overrides.items() if v is not None})
     return ClientConfig(**settings)

@@ -167,11 +167,9 @@ class SpotzeeSyncOperator(BaseOperator):
     def _namespace(self, context: Mapping[str, Any]) -> str:
         if self.idempotency_namespace:
             return self.idempotency_namespace
-        ti = context.get("ti")
         part = self._partition()
-        map_index = getattr(ti, "map_index", -1) if ti is not None else -1
         base = namespace_for(self.dag_id, self.task_id, context.get("data_interval_start"),
-                             context.get("data_interval_end"), map_index,
+                             context.get("data_interval_end"), map_index(context),
                              run_id=context.get("run_id"))
         base = f"{base}/p{part.index}of{part.count}" if part else base
         return f"{base}/replay" if self.replay_from else base
@@ -337,10 +335,9 @@ class SpotzeeSyncOperator(BaseOperator):
     def _failures_path(self, context: Mapping[str, Any]) -> str:
         if self.failures_path:
             return self.failures_path
-        ti = context.get("ti")
-        map_index = getattr(ti, "map_index", -1) if ti is not None else -1
+        index = map_index(context)
         home = os.environ.get("AIRFLOW_HOME") or str(Path.home() / "airflow")
-        name = f"{self.task_id}{'' if map_index in (None, -1) else f'.{map_index}'}.jsonl"
+        name = f"{self.task_id}{'' if index == -1 else f'.{index}'}.jsonl"
         run_id = str(context.get("run_id") or "adhoc").replace("/", "_").replace(":", "_")
         return str(Path(home) / "spotzee_failures" / self.dag_id / run_id / name)
 
@@ -362,6 +359,12 @@ class SpotzeeSyncOperator(BaseOperator):
 
 
 # ------------------------------------------------------------------------------------------- helpers
+
+
+def map_index(context: Mapping[str, Any]) -> int:
+    """The running task instance's map index (-1 when not mapped or outside a task)."""
+    index = getattr(context.get("ti"), "map_index", -1)
+    return -1 if index is None else index
 
 
 def _json_cursor(cursor: Any) -> Any:

@@ -8,7 +8,7 @@ from typing import Any
 from airflow.providers.common.compat.sdk import BaseOperator
 
 from airflow_provider_spotzee.hooks.spotzee import SpotzeeHook
-from airflow_provider_spotzee.operators.base import SpotzeeSyncOperator
+from airflow_provider_spotzee.operators.base import SpotzeeSyncOperator, map_index
 from airflow_provider_spotzee.send import SUBSCRIPTIONS_BATCH
 
 
@@ -46,8 +46,7 @@ class UserSubscriptionsOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         hook = SpotzeeHook(self.spotzee_conn_id)
-        ti = context.get("ti")
-        namespace = f"{self.dag_id}/{self.task_id}/{context.get('run_id')}/{getattr(ti, 'map_index', -1)}"
+        namespace = f"{self.dag_id}/{self.task_id}/{context.get('run_id')}/{map_index(context)}"
         contact = hook.update_user_subscriptions(self.user_id, self.toggles, idempotency_namespace=namespace)
         self.log.info("Updated %d subscription(s) of contact id=%s", len(self.toggles), contact.id)
         return {"id": contact.id, "external_id": contact.external_id, "toggles": len(self.toggles)}

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
 
 
 def connection_env(monkeypatch, emulator, conn_id: str = "spotzee_default", **extra) -> None:
-    conn = emulator.connection_json()
-    conn = json.loads(conn) if isinstance(conn, str) else dict(conn)
-    conn["extra"] = {**(conn.get("extra") or {}), **extra}
-    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
+    for name, value in emulator.airflow_env(conn_id, **extra).items():
+        monkeypatch.setenv(name, value)
 
 
 def users(n: int, start: int = 0, **fields) -> list[dict]:
