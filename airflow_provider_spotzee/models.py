@@ -8,6 +8,8 @@ record instead of being silently ignored by the API.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from functools import partial
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -60,6 +62,40 @@ class UserProfile(_Profile):
 
 class UserUpsert(_Profile, _Identified):
     """One contact for ``POST /users/batch`` or ``PATCH /users``. ``external_id`` is the upsert key."""
+
+
+#: ``UserUpsert``'s fields in declaration (and serialisation) order, each with the rule its validator applies.
+_USER_RULES: dict[str, Callable[[Any], Any]] = {
+    "external_id": partial(v.identifier, "external_id"),
+    "anonymous_id": partial(v.identifier, "anonymous_id"),
+    **v.PROFILE_FIELDS,
+    "data": partial(v.json_data, "data"),
+}
+
+
+def user_upsert_fields(record: dict[str, Any]) -> dict[str, Any] | None:
+    """The fields ``UserUpsert.model_validate(record)`` holds (``None`` ones left out, in field order),
+    computed with the very same rules but without building a model: the fast path of ``send.prepare``.
+
+    ``None`` when this cannot decide: an unknown key, a record without identity, or any rule failing.
+    The model then validates the record and words the error, so the fast path only ever accepts what
+    the model accepts, with the same values (tests/unit/test_fast_path.py).
+    """
+    if not record.keys() <= _USER_RULES.keys() or type(record.get("data")) not in (dict, type(None)):
+        return None
+    fields: dict[str, Any] = {}
+    try:
+        for name, rule in _USER_RULES.items():
+            value = record.get(name)
+            if value is not None:  # every rule maps None to None
+                value = rule(value)
+                if value is not None:
+                    fields[name] = value
+    except Exception:  # noqa: BLE001 - a failing rule is the model's to report, exactly as it does today
+        return None
+    if "external_id" not in fields and "anonymous_id" not in fields:
+        return None
+    return fields
 
 
 class Event(_Identified):

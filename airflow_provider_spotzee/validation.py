@@ -108,32 +108,44 @@ def email(value: Any) -> str | None:
 _E164 = re.compile(r"\+([1-9]\d{6,14})")
 
 
-@lru_cache(maxsize=512)
-def _national_prefix(code: int) -> re.Pattern[str] | None:
-    region = phonenumbers.region_code_for_country_code(code)
-    metadata = (phonenumbers.PhoneMetadata.metadata_for_region(region)
-                or phonenumbers.PhoneMetadata.metadata_for_nongeo_region(code))
-    prefix = getattr(metadata, "national_prefix_for_parsing", None)
-    return re.compile(prefix) if prefix else None
+@lru_cache(maxsize=1024)
+def _calling_code(head: str) -> tuple[int, int, re.Pattern[str] | None] | None:
+    """``(size, code, national-prefix rule)`` of the calling code that starts ``head`` (the first three
+    digits of an E.164 number; calling codes are prefix-free), or ``None`` for an unknown code."""
+    for size in (1, 2, 3):
+        code = int(head[:size])
+        if code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            region = phonenumbers.region_code_for_country_code(code)
+            metadata = (phonenumbers.PhoneMetadata.metadata_for_region(region)
+                        or phonenumbers.PhoneMetadata.metadata_for_nongeo_region(code))
+            prefix = getattr(metadata, "national_prefix_for_parsing", None)
+            return size, code, re.compile(prefix) if prefix else None
+    return None
+
+
+@lru_cache(maxsize=4096)
+def _possible_length(code: int, length: int) -> bool:
+    """``phonenumbers.is_possible_number`` for a national number of ``length`` digits (no leading zero):
+    it only compares the length of the national number with the lengths the region allows."""
+    number = phonenumbers.PhoneNumber(country_code=code, national_number=10 ** (length - 1))
+    return phonenumbers.is_possible_number(number)
 
 
 def _phone_e164(digits: str) -> str | None:
-    """Fast path for input already in E.164: the calling code (calling codes are prefix-free) and the
-    national number are read directly instead of through ``phonenumbers.parse``. ``None``: not decidable
-    here (unknown code, a leading zero, or digits the region's national-prefix rule would rewrite), so
-    the full parser decides; the answers are the same either way (see tests/unit/test_validation.py)."""
-    for size in (1, 2, 3):
-        code = int(digits[:size])
-        if code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
-            national = digits[size:]
-            prefix = _national_prefix(code)
-            if not national or national[0] == "0" or (prefix is not None and prefix.match(national)):
-                return None
-            number = phonenumbers.PhoneNumber(country_code=code, national_number=int(national))
-            if not phonenumbers.is_possible_number(number):
-                raise FieldError("phone", PARAMETER_INVALID_FORMAT, _PHONE_IMPOSSIBLE)
-            return "+" + digits
-    return None
+    """Fast path for input already in E.164: the calling code and the national number are read directly
+    instead of through ``phonenumbers.parse``. ``None``: not decidable here (unknown code, a leading zero,
+    or digits the region's national-prefix rule would rewrite), so the full parser decides; the answers
+    are the same either way (see tests/unit/test_validation.py)."""
+    found = _calling_code(digits[:3])
+    if found is None:
+        return None
+    size, code, prefix = found
+    national = digits[size:]
+    if not national or national[0] == "0" or (prefix is not None and prefix.match(national)):
+        return None
+    if not _possible_length(code, len(national)):
+        raise FieldError("phone", PARAMETER_INVALID_FORMAT, _PHONE_IMPOSSIBLE)
+    return "+" + digits
 
 
 _PHONE_IMPOSSIBLE = "is not a possible phone number for its country"
@@ -255,13 +267,21 @@ def subscription_id(value: Any) -> int:
     return value
 
 
+#: Types a flat ``data`` object may hold without a closer look (floats need a finiteness check).
+_JSON_LEAVES = frozenset({str, int, bool, type(None)})
+
+
 def json_data(field: str, value: Any) -> dict[str, Any] | None:
     """``data``: a JSON object whose values are JSON (no NaN/inf, string keys, no bytes/sets/objects)."""
     if value is None:
         return None
     if not isinstance(value, dict):
         raise FieldError(field, PARAMETER_INVALID_FORMAT, "must be a JSON object")
-    _check_json(field, value, 0)
+    for key, item in value.items():  # fast path: a flat object of JSON scalars (the common case)
+        kind = type(item)
+        if type(key) is not str or (kind not in _JSON_LEAVES and not (kind is float and math.isfinite(item))):
+            _check_json(field, value, 0)  # anything else: the full check decides, and words the error
+            break
     return value
 
 
