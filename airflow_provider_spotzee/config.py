@@ -58,6 +58,10 @@ class ClientConfig:
     max_in_flight: int = 16
     max_retries: int = 8
     max_wait: float = 60.0
+    #: This worker's fair part of the key's write budget when it shares the key with others that are
+    #: busy too (``1/N`` for N partitions); the pacer never takes less while others are present. ``None``:
+    #: unknown, take the share of the key's use this worker already has.
+    fair_share: float | None = None
 
     @property
     def budget(self) -> PlanBudget:

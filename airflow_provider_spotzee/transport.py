@@ -17,13 +17,17 @@ Nothing here logs a header, a body or the key.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import email.utils
 import json
 import logging
+import math
 import random
 import time
+from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
@@ -91,7 +95,7 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
         if moment is None:
             return None
         seconds = moment.timestamp() - (time.time() if now is None else now)
-    if seconds != seconds:  # NaN
+    if math.isnan(seconds):
         return None
     return max(0.0, seconds)
 
@@ -105,58 +109,138 @@ class Counters:
 
 
 class Pacer:
-    """Paces requests below the key's budget.
+    """Paces requests below the key's budget, alone or with other workers on the same key.
 
-    A token bucket at ``rate`` req/s with a small bucket (so a 10 s sliding window can never be
-    overrun by a burst), corrected by the server: when ``X-RateLimit-Remaining`` runs low every sender
-    waits ``X-RateLimit-Reset``; a 429 pauses everybody for ``Retry-After`` and lowers the rate, which
-    then creeps back up (AIMD), so several workers sharing one key settle below the ceiling.
+    A token bucket at ``rate`` req/s with a small bucket (so the 10 s sliding window can never be
+    overrun by a burst). The server's headers steer it: ``X-RateLimit-Limit`` − ``X-RateLimit-Remaining``
+    is what *every* client of the key used in the window, and the pacer knows what it sent itself in the
+    same window. Alone on the key it paces at ``rate`` (0.98 × the plan). When others use the key too
+    (mapped partitions, another DAG) it takes its current share of the window's use of a shared target
+    (:data:`SHARED_TARGET` × the window's limit), so the workers together hold the target: each one's rate
+    follows the window's usage within one response, with no overshoot to wait out. Before the first
+    response it sends one probe and waits for the answer, so eight workers starting together do not
+    burst. When ``X-RateLimit-Remaining`` runs low every sender waits ``X-RateLimit-Reset``; a 429 pauses
+    everybody for ``Retry-After``. Without rate headers (another server) it falls back to AIMD on 429s.
     """
 
-    def __init__(self, rate: float, *, low_water: int = 2, clock=time.monotonic) -> None:
+    #: A shared key's window is filled to this fraction of its limit: the margin absorbs a newcomer's
+    #: ramp-up and responses that are one round trip old.
+    SHARED_TARGET = 0.92
+    #: Alone on the key it fills the window to this fraction (= its own pacing ceiling).
+    ALONE_TARGET = 0.98
+    #: The server's sliding window (api-facts: 10 s).
+    WINDOW = 10.0
+    #: A worker that has no share yet (a newcomer) still sends this often, so it can grow one.
+    MIN_RATE = 1.0
+    #: Rates are measured over this many seconds.
+    RECENT = 3.0
+    PROBE_TIMEOUT = 2.0
+
+    def __init__(self, rate: float, *, fair_share: float | None = None, low_water: int = 2,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.ceiling = rate
         self.rate = rate
+        self.fair_share = fair_share or 0.0
+        self.low_water = low_water
+        self.shared = False
+        self._clock = clock
         # 150 ms of tokens: enough to catch up after a short stall (a descheduled VM, a GC pause), small
         # enough that 10 s at the paced rate plus a full bucket stays under the 10 s window's limit
         self.capacity = max(1.0, rate * 0.15)
-        self.low_water = low_water
-        self._clock = clock
-        self._tokens = self.capacity
+        self._tokens = 1.0  # the probe; the bucket fills at the paced rate from there
         self._updated = clock()
         self._paused_until = 0.0
+        self._sent: deque[float] = deque()  # this pacer's sends in the last WINDOW seconds
+        self._others: deque[tuple[float, int]] = deque()  # (when, others' window count), RECENT seconds
+        self._first: float | None = None
+        self._informed = False
         self._lock = asyncio.Lock()
 
     async def acquire(self) -> None:
         async with self._lock:
-            while True:
-                now = self._clock()
-                if now < self._paused_until:
-                    await asyncio.sleep(self._paused_until - now)
-                    continue
-                self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.rate)
-                self._updated = now
-                if self._tokens >= 1.0:
-                    self._tokens -= 1.0
-                    return
-                await asyncio.sleep((1.0 - self._tokens) / self.rate)
+            while (wait := self.take()) > 0:
+                await asyncio.sleep(wait)
+
+    def take(self) -> float:
+        """Take a token and return 0, or return how long to wait before asking again."""
+        now = self._clock()
+        if now < self._paused_until:
+            return self._paused_until - now
+        if self._first is not None and not self._informed and now - self._first < self.PROBE_TIMEOUT:
+            return 0.02  # the probe is out: wait for the server's word on the key's usage
+        self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.rate)
+        self._updated = now
+        if self._tokens < 1.0 - 1e-9:  # (float dust must not turn into a zero-length wait)
+            return max(0.001, (1.0 - self._tokens) / self.rate)
+        self._tokens = max(0.0, self._tokens - 1.0)
+        if self._first is None:
+            self._first = now
+        self._sent.append(now)
+        return 0.0
+
+    def answered(self) -> None:
+        """The probe came back without rate headers (a transport error): stop waiting for them."""
+        self._informed = True
 
     def pause(self, seconds: float) -> None:
         self._paused_until = max(self._paused_until, self._clock() + seconds)
 
-    def observe(self, headers: httpx.Headers, status: int) -> None:
+    def observe(self, headers: Mapping[str, str], status: int) -> None:
+        self._informed = True
         if status == 429:
-            self.rate = max(self.ceiling * 0.1, self.rate * 0.7)
-            return
-        self.rate = min(self.ceiling, self.rate + self.ceiling * 0.01)
-        remaining, reset = headers.get("x-ratelimit-remaining"), headers.get("x-ratelimit-reset")
-        if remaining is None or reset is None:
+            if self._sent:
+                self._sent.pop()  # refused requests do not count against the window
+            self._set_rate(max(self.ceiling * 0.1, self.rate * 0.7))
             return
         try:
-            remaining_n, reset_s = int(remaining), float(reset)
+            limit, remaining = int(headers["x-ratelimit-limit"]), int(headers["x-ratelimit-remaining"])
+        except (KeyError, ValueError):
+            self._set_rate(min(self.ceiling, self.rate + self.ceiling * 0.01))  # no headers: AIMD
+            return
+        self._share(limit, remaining)
+        try:
+            reset = float(headers.get("x-ratelimit-reset", ""))
         except ValueError:
             return
-        if remaining_n <= self.low_water and 0 < reset_s <= 60:
-            self.pause(reset_s)
+        if remaining <= self.low_water and 0 < reset <= 60:
+            self.pause(reset)
+
+    def _share(self, limit: int, remaining: int) -> None:
+        now = self._clock()
+        sent = self._sent
+        while sent and sent[0] <= now - self.WINDOW:
+            sent.popleft()
+        own = len(sent)
+        others = max(0, limit - remaining - own)  # in-flight requests make this an underestimate
+        history = self._others
+        history.append((now, others))
+        while len(history) > 1 and history[1][0] <= now - self.RECENT:
+            history.popleft()
+        self.shared = others > max(3, 0.01 * limit)  # (own sends just out of its window may still be in the server's)
+        target = (self.SHARED_TARGET if self.shared else self.ALONE_TARGET) * limit
+        # The rates now, not the window's averages, so that a worker that stops (or starts) shows at once.
+        # Own: exact. Others: what their window count did over RECENT seconds, plus what left their window
+        # meanwhile, taken as their window average (exact in a steady state, an overestimate at start).
+        then, others_then = history[0]
+        span = now - then
+        own_rate = bisect.bisect_right(sent, now) - bisect.bisect_right(sent, now - self.RECENT)
+        own_rate /= self.RECENT
+        others_rate = others / self.WINDOW
+        if span >= self.RECENT / 2:  # a worker that stopped shows as a falling count: believe it at once
+            others_rate = min(others_rate, max(0.0, (others - others_then) / span + others_then / self.WINDOW))
+        share = max(self.fair_share, own_rate / (own_rate + others_rate) if own_rate else 0.0)
+        # Any 10 s of sends must fit the window, so together the workers send at most target / window;
+        # this pacer sends its share of that (its part of the key's current use).
+        self._set_rate(min(self.ceiling, max(self.MIN_RATE, share * target / self.WINDOW)))
+
+    def _set_rate(self, rate: float) -> None:
+        if rate != self.rate:
+            now = self._clock()  # settle the tokens earned at the old rate first
+            self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.rate)
+            self._updated = now
+            self.rate = rate
+            self.capacity = max(1.0, rate * 0.15)
+            self._tokens = min(self._tokens, self.capacity)
 
 
 @dataclass
@@ -175,7 +259,7 @@ class SpotzeeTransport:
         self.config = config
         self.counters = counters or Counters()
         self._rng = rng or random.Random()
-        self.write_pacer = Pacer(config.requests_per_second * 0.98)
+        self.write_pacer = Pacer(config.requests_per_second * 0.98, fair_share=config.fair_share)
         self.read_pacer = Pacer(config.read_requests_per_second * 0.98)
         headers = {
             "Authorization": f"Bearer {config.api_key}",
@@ -196,7 +280,7 @@ class SpotzeeTransport:
             trust_env=True,  # HTTPS_PROXY / NO_PROXY / SSL_CERT_FILE, as users of httpx expect
         )
 
-    async def __aenter__(self) -> SpotzeeTransport:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -242,9 +326,11 @@ class SpotzeeTransport:
         try:
             raw = await self._client.request(method, path, content=body, headers=headers, params=params)
         except httpx.TimeoutException as exc:
+            pacer.answered()
             attempt.last = RetryableError("timeout", f"{method} {path} timed out ({type(exc).__name__})")
             raise attempt.last from None
         except httpx.TransportError as exc:
+            pacer.answered()
             attempt.last = RetryableError("transport_error", f"{method} {path} failed: {type(exc).__name__}")
             raise attempt.last from None
         response = ApiResponse(raw.status_code, raw.headers, raw.content,

@@ -71,7 +71,11 @@ class SpotzeeHook(BaseHook):
     :param requests_per_second: override the write budget for this hook (e.g. a share of the key's budget
         when several workers use the same key).
     :param max_in_flight: override the number of batches in flight.
-    :param rate_share: use only this fraction of the write budget (``1/N`` for N partitions sharing a key).
+    :param rate_share: use at most this fraction of the write budget, always (e.g. to leave room for
+        another application on the same key).
+    :param fair_share: this worker's fair part of the key when it shares the key with others
+        (``1/N`` for N partitions). The pacer takes at least that much while the others are busy and
+        the whole budget when they are not; see docs/performance.md.
     """
 
     conn_name_attr = "spotzee_conn_id"
@@ -87,6 +91,7 @@ class SpotzeeHook(BaseHook):
         max_in_flight: int | None = None,
         timeout: float | None = None,
         rate_share: float | None = None,
+        fair_share: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -96,6 +101,9 @@ class SpotzeeHook(BaseHook):
         if rate_share is not None and not 0 < rate_share <= 1:
             raise SpotzeeConfigError(f"rate_share must be in (0, 1], got {rate_share!r}")
         self.rate_share = rate_share
+        if fair_share is not None and not 0 < fair_share <= 1:
+            raise SpotzeeConfigError(f"fair_share must be in (0, 1], got {fair_share!r}")
+        self.fair_share = fair_share
         self._async_config: ClientConfig | None = None
 
     # --------------------------------------------------------------------------------------- config
@@ -123,6 +131,8 @@ class SpotzeeHook(BaseHook):
         if self.rate_share is not None:
             config = dataclasses.replace(config, requests_per_second=config.requests_per_second * self.rate_share,
                                          max_in_flight=max(2, math.ceil(config.max_in_flight * self.rate_share)))
+        if self.fair_share is not None:
+            config = dataclasses.replace(config, fair_share=self.fair_share)
         return config
 
     # ----------------------------------------------------------------------------------------- writes

@@ -60,8 +60,9 @@ def partitions(count: int) -> list[dict[str, int]]:
     """Arguments for ``.partial(...).expand(partition=partitions(8))``: N disjoint slices of one source.
 
     Each mapped task reads rows whose integer ``key_column`` modulo ``count`` equals its index, keeps
-    its own checkpoint (``task_state_store`` is per map index) and by default uses ``1/count`` of the
-    key's rate budget, so the partitions together stay under the ceiling.
+    its own checkpoint (``task_state_store`` is per map index). The partitions share the key's rate
+    budget through the rate headers: each takes at least ``1/count`` of it while the others are busy,
+    and more when fewer of them are running, so together they stay just under the ceiling.
     """
     if count < 1:
         raise SpotzeeConfigError("partitions(count) needs count >= 1")
@@ -154,10 +155,8 @@ class SpotzeeSyncOperator(BaseOperator):
 
     @cached_property
     def hook(self) -> SpotzeeHook:
-        share = self.rate_share
-        if share is None and self.partition:
-            share = 1 / int(self.partition["count"])
-        return SpotzeeHook(self.spotzee_conn_id, rate_share=share)
+        fair = 1 / int(self.partition["count"]) if self.partition else None
+        return SpotzeeHook(self.spotzee_conn_id, rate_share=self.rate_share, fair_share=fair)
 
     def _partition(self) -> Partition | None:
         if not self.partition:
