@@ -125,7 +125,7 @@ class Pacer:
 
     #: A shared key's window is filled to this fraction of its limit: the margin absorbs a newcomer's
     #: ramp-up and responses that are one round trip old.
-    SHARED_TARGET = 0.92
+    SHARED_TARGET = 0.94
     #: Alone on the key it fills the window to this fraction (= its own pacing ceiling).
     ALONE_TARGET = 0.98
     #: The server's sliding window (api-facts: 10 s).
@@ -216,17 +216,21 @@ class Pacer:
         history.append((now, others))
         while len(history) > 1 and history[1][0] <= now - self.RECENT:
             history.popleft()
-        self.shared = others > max(3, 0.01 * limit)  # (own sends just out of its window may still be in the server's)
+        # In its first window this pacer's count is exact, so any other use is another worker; later,
+        # own sends just out of its window may still be in the server's, so a few are tolerated.
+        age = max(1e-3, now - (self._first if self._first is not None else now))
+        self.shared = others > (0 if age < self.WINDOW else max(3, 0.01 * limit))
         target = (self.SHARED_TARGET if self.shared else self.ALONE_TARGET) * limit
-        # The rates now, not the window's averages, so that a worker that stops (or starts) shows at once.
-        # Own: exact. Others: what their window count did over RECENT seconds, plus what left their window
-        # meanwhile, taken as their window average (exact in a steady state, an overestimate at start).
+        # Rates now rather than window averages, so that a worker that stops (or starts) shows at once.
+        # Own: exact, over RECENT seconds. Others: their window count over the time this pacer has seen
+        # (an overestimate when they started earlier: this pacer then yields), or, once a falling count
+        # shows that some of them stopped, what the count did over RECENT seconds plus what left.
+        own_rate = (bisect.bisect_right(sent, now) - bisect.bisect_right(sent, now - self.RECENT))
+        own_rate /= min(self.RECENT, age)
+        others_rate = others / min(self.WINDOW, age)
         then, others_then = history[0]
         span = now - then
-        own_rate = bisect.bisect_right(sent, now) - bisect.bisect_right(sent, now - self.RECENT)
-        own_rate /= self.RECENT
-        others_rate = others / self.WINDOW
-        if span >= self.RECENT / 2:  # a worker that stopped shows as a falling count: believe it at once
+        if span >= self.RECENT / 2:
             others_rate = min(others_rate, max(0.0, (others - others_then) / span + others_then / self.WINDOW))
         share = max(self.fair_share, own_rate / (own_rate + others_rate) if own_rate else 0.0)
         # Any 10 s of sends must fit the window, so together the workers send at most target / window;

@@ -6,56 +6,24 @@ with the reason.
 
 from __future__ import annotations
 
-import glob
 import json
-import os
-import pwd
-import shutil
-import socket
 import sqlite3
-import subprocess
-import tempfile
 
 import pytest
 
 from airflow_provider_spotzee.testing.crm import seed_crm
+from airflow_provider_spotzee.testing.postgres import postgres_server, server_binaries
 from tests.dags.conftest import summaries
 
 pytestmark = pytest.mark.dags
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def postgres():
-    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not bins:
+    if server_binaries() is None:
         pytest.skip("PostgreSQL server binaries not installed (Debian package 'postgresql')")
-    bindir = os.path.dirname(bins[-1])
-    root = tempfile.mkdtemp(prefix="spotzee-pg-")
-    os.chmod(root, 0o755)
-    data = os.path.join(root, "data")
-    os.mkdir(data)
-    prefix: list[str] = []
-    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-        user = pwd.getpwnam("postgres")
-        os.chown(data, user.pw_uid, user.pw_gid)
-        os.chown(root, user.pw_uid, user.pw_gid)
-        prefix = ["runuser", "-u", "postgres", "--"]
-    port = _free_port()
-    run = lambda *cmd: subprocess.run([*prefix, *cmd], check=True, capture_output=True, text=True, timeout=120)  # noqa: E731
-    run(f"{bindir}/initdb", "-D", data, "-A", "trust", "-U", "spotzee", "--no-sync")
-    run(f"{bindir}/pg_ctl", "-D", data, "-l", os.path.join(root, "log"), "-w", "-o",
-        f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
-    try:
-        yield {"host": "127.0.0.1", "port": port, "user": "spotzee", "dbname": "postgres"}
-    finally:
-        subprocess.run([*prefix, f"{bindir}/pg_ctl", "-D", data, "-m", "immediate", "stop"], capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
+    with postgres_server() as server:
+        yield {"host": server.host, "port": server.port, "user": server.user, "dbname": server.dbname}
 
 
 def _load_crm_into_postgres(pg: dict, sqlite_path) -> None:

@@ -1,0 +1,224 @@
+"""Scenario 5: eight mapped partitions sharing one key, on a real scheduler.
+
+Not ``airflow dags test`` (one task at a time) but the way users scale out: a PostgreSQL metadata
+database, ``airflow api-server`` (the execution API the tasks talk to), ``airflow dag-processor`` and
+``airflow scheduler`` with the LocalExecutor (parallelism 16), each its own process, all on 127.0.0.1.
+The example DAG ``spotzee_crm_sync_partitioned`` with ``partitions(8)`` (all in ``default_pool``)
+syncs a seeded SQLite CRM to the emulator (Starter budget, 50 ms latency, own process). The scheduler
+creates the run itself when the DAG is unpaused (data interval = the seeded day).
+
+Figures: the emulator's accepted items/s (sustained between 10 % and 90 % of the items, and over the
+whole span from the first accepted item to the last) against the Starter ceiling, the share of requests
+answered 429, and from the metadata database when each mapped task started and ended.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from airflow_provider_spotzee.config import PLANS
+from airflow_provider_spotzee.testing.crm import seed_crm
+from airflow_provider_spotzee.testing.postgres import PostgresServer, postgres_server, server_binaries
+from benchmarks.common import ITEMS_PER_REQUEST, ROOT, Row, ScenarioResult, StatsSampler, emulator
+
+DAG_ID = "spotzee_crm_sync_partitioned"
+PARTITIONS = 8
+LATENCY_MS = 50.0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _env(home: Path, crm: Path, pg: PostgresServer, spotzee_conn: str, api_port: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_", "AIRFLOW__"))}
+    env.update({
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "example_dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": "16",
+        "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "16",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": pg.url(),
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(api_port),
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
+        "AIRFLOW__API__SECRET_KEY": secrets.token_hex(32),
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        "AIRFLOW_CONN_SPOTZEE_DEFAULT": spotzee_conn,
+        "AIRFLOW_CONN_CRM_DB": json.dumps({"conn_type": "sqlite", "host": str(crm)}),
+        "SPOTZEE_EXAMPLE_PARTITIONS": str(PARTITIONS),
+        "NO_PROXY": "127.0.0.1,localhost",
+    })
+    return env
+
+
+def _airflow() -> str:
+    return str(Path(sys.executable).with_name("airflow"))
+
+
+@contextlib.contextmanager
+def _processes(env: dict[str, str], logs: Path, *commands: list[str]) -> Iterator[list[subprocess.Popen[bytes]]]:
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        for command in commands:
+            log = (logs / f"{command[0]}.log").open("wb")
+            procs.append(subprocess.Popen([_airflow(), *command], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                          start_new_session=True))
+        yield procs
+    finally:
+        for proc in procs:  # the whole process group: the LocalExecutor's workers and their task processes
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for proc in procs:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+
+
+def _query(pg: PostgresServer, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    import psycopg2
+
+    connect = psycopg2.connect(host=pg.host, port=pg.port, user=pg.user, dbname=pg.dbname)
+    with contextlib.closing(connect) as db, db.cursor() as cursor:
+        cursor.execute(sql, args)
+        return list(cursor.fetchall())
+
+
+def _wait_http(url: str, deadline: float, procs: list[subprocess.Popen[bytes]]) -> None:
+    while time.monotonic() < deadline:
+        if any(p.poll() is not None for p in procs):
+            raise RuntimeError("an Airflow component exited during start-up; see its log")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=2.0, trust_env=False).status_code < 500:
+                return
+        time.sleep(1.0)
+    raise TimeoutError(f"{url} did not answer")
+
+
+def _wait_run(pg: PostgresServer, deadline: float, procs: list[subprocess.Popen[bytes]], log) -> tuple[str, str]:
+    state, last = "none", ""
+    while time.monotonic() < deadline:
+        if any(p.poll() is not None for p in procs):
+            raise RuntimeError("an Airflow component exited during the run; see its log")
+        runs = _query(pg, "SELECT run_id, state FROM dag_run WHERE dag_id = %s ORDER BY id", DAG_ID)
+        if runs:
+            run_id, state = runs[-1]
+            tis = _query(pg, "SELECT state, count(*) FROM task_instance WHERE dag_id = %s AND run_id = %s "
+                             "GROUP BY state ORDER BY state", DAG_ID, run_id)
+            now = ", ".join(f"{s}={n}" for s, n in tis)
+            if now != last:
+                log(f"run {run_id}: {state}; tasks {now}")
+                last = now
+            if state in ("success", "failed"):
+                return run_id, state
+        time.sleep(1.0)
+    raise TimeoutError(f"the DAG run did not finish in time (last state {state})")
+
+
+def scaleout(sizes: Any, log) -> ScenarioResult:
+    out = ScenarioResult()
+    if server_binaries() is None:
+        raise RuntimeError("scenario 5 needs PostgreSQL server binaries (Debian package 'postgresql') "
+                           "for Airflow's metadata database")
+    rows = sizes.scaleout_rows
+    work = Path(tempfile.mkdtemp(prefix="spotzee-scaleout-"))
+    try:
+        crm = work / "crm.db"
+        log(f"seeding a {rows:,}-row SQLite CRM")
+        seeded = seed_crm(crm, rows)
+        with postgres_server(max_connections=200) as pg, emulator("starter", latency_ms=LATENCY_MS) as emu:
+            api_port = _free_port()
+            env = _env(work / "airflow", crm, pg, emu.connection_json(), api_port)
+            log("airflow db migrate (PostgreSQL metadata database)")
+            subprocess.run([_airflow(), "db", "migrate"], env=env, check=True, capture_output=True, timeout=900)
+            log("starting api-server, dag-processor and scheduler (LocalExecutor, parallelism 16)")
+            with _processes(env, work, ["api-server", "--port", str(api_port), "--workers", "1"],
+                            ["dag-processor"], ["scheduler"]) as procs:
+                _wait_http(f"http://127.0.0.1:{api_port}/api/v2/monitor/health", time.monotonic() + 180, procs)
+                deadline = time.monotonic() + 180
+                while not _query(pg, "SELECT 1 FROM dag WHERE dag_id = %s", DAG_ID):
+                    if time.monotonic() > deadline:
+                        raise TimeoutError("the dag-processor did not register the DAG")
+                    time.sleep(1.0)
+                with StatsSampler(emu, interval=0.5) as sampler:
+                    subprocess.run([_airflow(), "dags", "unpause", DAG_ID], env=env, check=True,
+                                   capture_output=True, timeout=300)
+                    unpaused = time.perf_counter() - sampler.t0
+                    log("unpaused; the scheduler creates the run for the seeded day")
+                    run_id, state = _wait_run(pg, time.monotonic() + sizes.scaleout_timeout_s, procs, log)
+            tasks = _query(pg, "SELECT map_index, state, start_date, end_date, try_number FROM task_instance "
+                               "WHERE dag_id = %s AND run_id = %s AND task_id = 'upsert_users' ORDER BY map_index",
+                           DAG_ID, run_id)
+            ledger = emu.ledger_summary()
+        out.details.update(_figures(sampler, tasks, seeded, unpaused, state, ledger))
+    finally:
+        keep = work / "scheduler.log"
+        if keep.exists():
+            shutil.copyfile(keep, ROOT / "benchmarks" / "results" / "scaleout-scheduler.log")
+        shutil.rmtree(work, ignore_errors=True)
+    d = out.details
+    ceiling = PLANS["starter"].write_rps * ITEMS_PER_REQUEST
+    out.rows += [
+        Row("5", f"{PARTITIONS} mapped partitions, real scheduler + LocalExecutor: sustained items/s",
+            d["items_per_s_sustained"], "items/s", ceiling, "Starter ceiling (one key)", target="≥ 0.90 × ceiling",
+            met=d["run_state"] == "success" and d["items_per_s_sustained"] >= 0.90 * ceiling,
+            note=f"{d['items']:,} items; over the whole span (first to last accepted item) "
+                 f"{d['items_per_s_span']:,.0f}/s = {d['items_per_s_span'] / ceiling:.2f} ×; mapped tasks started "
+                 f"over {d['task_start_spread_s']:.1f} s and ended over {d['task_end_spread_s']:.1f} s; "
+                 f"run {d['run_state']}"),
+        Row("5", f"{PARTITIONS} mapped partitions: share of requests 429'd", d["throttled"], "requests",
+            d["requests"], "requests seen by the emulator", ratio=d["throttled"] / max(d["requests"], 1),
+            target="≤ 2 %", met=d["throttled"] <= 0.02 * d["requests"]),
+    ]
+    return out
+
+
+def _figures(sampler: StatsSampler, tasks: list[tuple[Any, ...]], seeded: Any, unpaused: float, state: str,
+             ledger: dict[str, Any]) -> dict[str, Any]:
+    totals = sampler.totals()
+    items = totals["items"]
+    first = sampler.time_at(1)
+    last = sampler.time_at(items)
+    starts = [t[2] for t in tasks if t[2] is not None]
+    ends = [t[3] for t in tasks if t[3] is not None]
+    return {
+        "run_state": state,
+        "crm": seeded,
+        "items": items,
+        "requests": totals["requests"],
+        "throttled": totals["throttled"],
+        "items_per_s_sustained": round(sampler.sustained(), 1),
+        "items_per_s_span": round(items / (last - first), 1) if last > first else 0.0,
+        "first_item_after_unpause_s": round(first - unpaused, 1),
+        "task_start_spread_s": round((max(starts) - min(starts)).total_seconds(), 1) if starts else 0.0,
+        "task_end_spread_s": round((max(ends) - min(ends)).total_seconds(), 1) if ends else 0.0,
+        "tasks": [{"map_index": t[0], "state": t[1], "try_number": t[4],
+                   "seconds": round((t[3] - t[2]).total_seconds(), 1) if t[2] and t[3] else None} for t in tasks],
+        "series": sampler.series(),
+        "ledger": ledger,
+    }
