@@ -1,9 +1,10 @@
 """The CRM sync for a large table, spread over mapped tasks with dynamic task mapping.
 
 ``partitions(4)`` gives four disjoint slices of ``customers`` (by ``pk % 4``). Each mapped task has its
-own checkpoint (the task state store is per map index), its own idempotency namespace, and by default
-``1/4`` of the key's rate budget, so the four together stay under the plan's ceiling. Put them in an
-Airflow pool sized to the number of workers you want on the key.
+own checkpoint (the task state store is per map index) and its own idempotency namespace. The four
+share the key's rate budget through Spotzee's rate headers: each takes at least a quarter of it while
+the others are busy and more when fewer are running, so together they stay just under the plan's
+ceiling. Put them in an Airflow pool sized to the number of workers you want on the key.
 
 Backfill how-to: this DAG has data intervals (``CronDataIntervalTimetable``), so
 ``airflow backfill create --dag-id spotzee_crm_sync_partitioned --from-date 2026-11-01 --to-date 2026-11-08``
