@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import re
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit

@@ -300,7 +300,7 @@ class SpotzeeHook(BaseHook):
             return True, run_sync(probe)
         except SpotzeeError as exc:
             return False, str(exc)
-        except Exception as exc:  # test_connection must never raise
+        except Exception as exc:  # noqa: BLE001 - test_connection must never raise
             return False, f"Connection test failed: {type(exc).__name__}"
 
 

@@ -37,8 +37,8 @@ from airflow_provider_spotzee.hooks.spotzee import SpotzeeHook
 from airflow_provider_spotzee.mapping import Mapper, build_mapper, check_columns
 from airflow_provider_spotzee.models import SendResult
 from airflow_provider_spotzee.send import Endpoint, Invalid, Unchanged, validated
-from airflow_provider_spotzee.validation import PARAMETER_INVALID_FORMAT
 from airflow_provider_spotzee.sources import Partition, SqlSource, json_cursor_value
+from airflow_provider_spotzee.validation import PARAMETER_INVALID_FORMAT
 
 try:  # keep checkpoints until their DAG run is deleted: a clear months later must not resend
     from airflow.sdk import NEVER_EXPIRE
@@ -77,7 +77,7 @@ class SpotzeeSyncOperator(BaseOperator):
         "replay_from",
     )
     template_ext: Sequence[str] = (".sql",)
-    template_fields_renderers = {"sql": "sql"}
+    template_fields_renderers: ClassVar[dict[str, str]] = {"sql": "sql"}
     ui_color = "#ffd6a5"
 
     endpoint: ClassVar[Endpoint]
@@ -323,7 +323,7 @@ class SpotzeeSyncOperator(BaseOperator):
                 continue
             try:
                 payload = mapper(row) if isinstance(row, Mapping) else row
-            except Exception as exc:  # a user mapping callable failed on this row: report it, go on
+            except Exception as exc:  # noqa: BLE001 - a user mapping callable failed on this row: report it, go on
                 yield Invalid(PARAMETER_INVALID_FORMAT, f"mapping failed on this row: {type(exc).__name__}")
                 continue
             if len(identities) < self.sent_ids_in_xcom:
@@ -400,7 +400,7 @@ class _Dedupe:
         for position, row in enumerate(records):
             try:
                 ident = mapper(row).get(key) if isinstance(row, Mapping) else getattr(row, key, None)
-            except Exception:
+            except Exception:  # noqa: BLE001 - the same row is reported invalid by _payloads
                 ident = None
             if _blank(ident):  # no identity: reported invalid, never "superseded"
                 continue

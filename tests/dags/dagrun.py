@@ -61,13 +61,12 @@ def main() -> int:
 def _reap(dag_id: str, logical: dt.datetime) -> None:
     """A killed worker's task is 'running' with nobody running it; the scheduler's heartbeat check
     fails it into up_for_retry (same run, try number kept, the retry increments it)."""
-    from sqlalchemy import select
-
     from airflow.models.dagrun import DagRun
     from airflow.models.taskinstance import TaskInstance
+    from airflow.utils import timezone
     from airflow.utils.session import create_session
     from airflow.utils.state import TaskInstanceState
-    from airflow.utils import timezone
+    from sqlalchemy import select
 
     with create_session() as session:
         run = session.scalar(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.logical_date == logical))
@@ -81,11 +80,10 @@ def _reap(dag_id: str, logical: dt.datetime) -> None:
 
 
 def _clear(dag_id: str, logical: dt.datetime, task_id: str) -> None:
-    from sqlalchemy import select
-
     from airflow.models.dagrun import DagRun
     from airflow.models.taskinstance import TaskInstance, clear_task_instances
     from airflow.utils.session import create_session
+    from sqlalchemy import select
 
     with create_session() as session:
         run = session.scalar(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.logical_date == logical))

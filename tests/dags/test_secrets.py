@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -40,7 +41,7 @@ def test_the_key_never_leaks_and_xcom_failures_carry_no_pii(airflow, emulator, t
     assert summary["invalid"] > 0
     kept = _everything_airflow_kept(airflow.home)
     assert SECRET not in done.stdout + done.stderr and SECRET not in kept
-    assert SECRET not in open(summary["failures_path"]).read()
+    assert SECRET not in Path(summary["failures_path"]).read_text()
     db = sqlite3.connect(airflow.home / "airflow.db")
     rows = db.execute("SELECT value FROM xcom WHERE key = 'failures'").fetchall()
     text = repr(rows)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 
-
 def connection_env(monkeypatch, emulator, conn_id: str = "spotzee_default", **extra) -> None:
     for name, value in emulator.airflow_env(conn_id, **extra).items():
         monkeypatch.setenv(name, value)

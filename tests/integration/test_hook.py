@@ -12,7 +12,6 @@ from airflow_provider_spotzee.exceptions import SpotzeeAuthError, SpotzeeConfigE
 from airflow_provider_spotzee.hooks.spotzee import SpotzeeHook
 from airflow_provider_spotzee.models import UserUpsert
 from airflow_provider_spotzee.send import Endpoint
-
 from tests.integration.helpers import connection_env, users
 
 
@@ -97,7 +96,7 @@ def test_subscriptions_batch_and_per_contact(hook, emulator):
     ]
     result = hook.set_subscriptions(toggles, idempotency_namespace="s1")
     assert (result.succeeded, result.rejected, result.invalid) == (2, 1, 1)
-    rejected = [f for f in result.failures if f.stage == "rejected"][0]
+    rejected = next(f for f in result.failures if f.stage == "rejected")
     assert (rejected.external_id, rejected.subscription_id, rejected.code) == (
         "nobody",
         7,

@@ -12,8 +12,8 @@ import json
 import sqlite3
 
 import pytest
-
 from airflow.providers.common.compat.sdk import Asset
+
 from airflow_provider_spotzee.exceptions import SpotzeeConfigError, SpotzeeSyncFailed
 from airflow_provider_spotzee.operators.base import CHECKPOINT_KEY, partitions
 from airflow_provider_spotzee.operators.events import TrackEventsOperator
@@ -23,10 +23,10 @@ DAY = dt.datetime(2026, 11, 24, tzinfo=dt.timezone.utc)
 
 
 class MemoryStore(dict):
-    def get(self, key, default=None):  # noqa: D102 - same signature as Airflow's accessor
+    def get(self, key, default=None):
         return super().get(key, default)
 
-    def set(self, key, value, *, retention=None):  # noqa: D102
+    def set(self, key, value, *, retention=None):
         self[key] = json.loads(json.dumps(value))
 
 

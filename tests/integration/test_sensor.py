@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import httpx
@@ -71,7 +72,7 @@ def test_429_storm_during_polling_does_not_fail_or_count_as_missing(hook, emulat
 def test_401_fails_at_once(monkeypatch, emulator):
     connection_env(monkeypatch, emulator)
     monkeypatch.setenv("AIRFLOW_CONN_SPOTZEE_DEFAULT",
-                       '{"conn_type": "spotzee", "host": "%s", "password": "sk_nope"}' % emulator.base_url)
+                       json.dumps({"conn_type": "spotzee", "host": emulator.base_url, "password": "sk_nope"}))
     started = time.monotonic()
     with pytest.raises(SpotzeeAuthError):
         _sensor(external_ids=["a"], deferrable=False, timeout=60).execute({})
@@ -118,6 +119,6 @@ def test_trigger_success_and_timeout(hook, emulator):
 
 def test_trigger_reports_auth_errors(monkeypatch, emulator):
     monkeypatch.setenv("AIRFLOW_CONN_SPOTZEE_DEFAULT",
-                       '{"conn_type": "spotzee", "host": "%s", "password": "sk_nope"}' % emulator.base_url)
+                       json.dumps({"conn_type": "spotzee", "host": emulator.base_url, "password": "sk_nope"}))
     event = _run_trigger(SpotzeeContactTrigger(spotzee_conn_id="spotzee_default", external_ids=["a"], poll_interval=0.1))
     assert event["status"] == "error" and "sk_nope" not in event["message"]

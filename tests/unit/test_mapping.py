@@ -34,7 +34,7 @@ def test_guide_mapping():
 
 def test_value_conversion():
     assert json_value(Decimal("12.50")) == 12.5
-    assert json_value(Decimal("3")) == 3
+    assert json_value(Decimal(3)) == 3
     assert json_value(dt.datetime(2026, 1, 2, 3, 4, 5)) == "2026-01-02T03:04:05.000Z"
     assert json_value(dt.date(2026, 1, 2)) == "2026-01-02"
     assert json_value(Decimal("NaN")) != json_value(Decimal("NaN"))  # NaN stays NaN: validation reports it
