@@ -107,6 +107,13 @@ class SqlSource:
         c, k = self.cursor_column, self.key_column
         where: list[str] = []
         params: list[Any] = []
+        if after is not None:
+            # Implied by the keyset condition below, but a plain range an index on (c, k) can seek to. It
+            # comes first: SQLite uses the first lower bound on c it finds, and with ``c >= start`` first
+            # every page re-scanned the window from its start (1M rows: 2 ms per page at the start,
+            # ~100 ms at the end, about a minute in all).
+            where.append(f"{c} >= {ph}")
+            params.append(self._bind(after[0], sqlite))
         if start is not None:
             where.append(f"{c} >= {ph}")
             params.append(self._bind(start, sqlite))
