@@ -32,8 +32,6 @@ from benchmarks.scenarios import SCENARIOS
 from benchmarks.sizes import FULL, QUICK
 
 NOT_MEASURED = [
-    Row("4", "1M rows through UpsertUsersOperator: peak memory", None, "MB",
-        target="(issue scenario 4)", note="not yet measured through the operator (see the hook-only row)"),
     Row("5", "8 mapped partitions on a real scheduler", None, "items/s",
         target="(issue scenario 5)", note="not yet measured"),
 ]
@@ -105,7 +103,8 @@ def _run(names: list[str], sizes: Any, log: Any, rows: list[Row], details: dict[
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="a much smaller smoke run (< 1 minute)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a much smaller smoke run (~1.5 minutes, most of it Airflow start-up in the DAG scenarios)")
     parser.add_argument("--only", action="append", default=[], metavar="NAME",
                         help=f"run only these scenarios (repeatable or comma-separated): {', '.join(SCENARIOS)}")
     parser.add_argument("--publish", action="store_true",

@@ -17,24 +17,7 @@ import psutil
 
 from airflow_provider_spotzee.hooks.spotzee import SpotzeeHook
 from benchmarks.common import quiet_logs, users
-
-
-def _reset_peak() -> bool:
-    """Reset the kernel's peak-RSS counter (VmHWM) of this process (Linux ≥ 4.0)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as handle:
-            handle.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def _vm_hwm() -> int:
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return 0
+from benchmarks.rss import reset_peak, vm_hwm
 
 
 def main() -> None:
@@ -50,7 +33,7 @@ def main() -> None:
     hook.upsert_users(users(args.start + args.users, 200), idempotency_namespace="mem-warmup")
     gc.collect()
     base = me.memory_info().rss
-    hwm_reset = _reset_peak()
+    hwm_reset = reset_peak()
     peak = [base]
     stop = threading.Event()
 
@@ -68,7 +51,7 @@ def main() -> None:
     sampler.join()
     # VmHWM is the kernel's exact peak, but only since the reset above; without a reset it would include
     # the import phase, so fall back to the 50 ms samples.
-    peak_rss = max(peak[0], _vm_hwm()) if hwm_reset else peak[0]
+    peak_rss = max(peak[0], vm_hwm()) if hwm_reset else peak[0]
     print(json.dumps({
         "users_requested": args.users,
         "submitted": result.submitted,

@@ -1,4 +1,4 @@
-"""How much each scenario does: the full run (< 10 min on the 2-core box) and ``--quick`` (< 1 min)."""
+"""How much each scenario does: the full run (< 10 min on the 2-core box) and ``--quick`` (~1.5 min)."""
 
 from __future__ import annotations
 
@@ -25,9 +25,17 @@ class Sizes:
     memory_small: int
     memory_large: int
     memory_deadline_s: float
-    # 6. hook vs operator code path
+    # 4. through the example DAG (airflow dags test): peak RSS growth while upsert_users runs, two sizes
+    dag_memory_small: int
+    dag_memory_large: int
+    dag_memory_control: int      # the same with no bad rows (0: skipped): what the failure list costs
+    # 6. hook vs operator code path (in process, no Airflow)
     layering_users: int
     layering_rounds: int
+    # 6. the example DAG (airflow dags test) vs the hook alone on the same rows, alternated rounds
+    dag_overhead_rows: int
+    dag_overhead_rounds: int
+    dag_timeout_s: float         # a DAG run (or the hook run) is killed after this; the scenario then fails
     # reads (not in the issue): hook.iter_users vs a plain paging loop
     read_contacts: int
 
@@ -39,7 +47,9 @@ FULL = Sizes(
     naive_hook_users=50_000, naive_users=10_000,
     cpu_records=50_000, cpu_rounds=3, cpu_profile_records=30_000, netprofile_users=30_000,
     memory_small=100_000, memory_large=1_000_000, memory_deadline_s=220.0,
+    dag_memory_small=100_000, dag_memory_large=1_000_000, dag_memory_control=1_000_000,
     layering_users=60_000, layering_rounds=2,
+    dag_overhead_rows=100_000, dag_overhead_rounds=2, dag_timeout_s=900.0,
     read_contacts=10_000,
 )
 
@@ -50,6 +60,8 @@ QUICK = Sizes(
     naive_hook_users=3_000, naive_users=500,
     cpu_records=8_000, cpu_rounds=1, cpu_profile_records=4_000, netprofile_users=3_000,
     memory_small=3_000, memory_large=10_000, memory_deadline_s=10.0,
+    dag_memory_small=2_000, dag_memory_large=20_000, dag_memory_control=0,
     layering_users=3_000, layering_rounds=1,
+    dag_overhead_rows=2_000, dag_overhead_rounds=1, dag_timeout_s=300.0,
     read_contacts=500,
 )
