@@ -12,7 +12,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from airflow_provider_spotzee import validation as v
 
@@ -186,7 +186,9 @@ class SendResult(BaseModel):
 
     ``submitted == succeeded + unchanged + invalid + rejected + dead_lettered``. ``failures`` holds
     identifiers and codes only; ``payloads`` maps a failed record's index to what was (or would have
-    been) sent, for replay files: it may hold personal data and never goes to XCom.
+    been) sent, for replay files: it may hold personal data and never goes to XCom. A send given an
+    ``on_failure`` callback hands each failure and its payload to it instead of keeping them here (the
+    operators stream them to the failure file, so a sync with many bad rows does not grow in memory).
     """
 
     endpoint: str
@@ -204,6 +206,29 @@ class SendResult(BaseModel):
     contacts: list[Contact] = Field(default_factory=list)
     failures: list[ItemFailure] = Field(default_factory=list)
     payloads: dict[int, Any] = Field(default_factory=dict, repr=False)
+    _on_failure: Callable[[ItemFailure, Any], None] | None = PrivateAttr(default=None)
+
+    @classmethod
+    def start(cls, endpoint: str, on_failure: Callable[[ItemFailure, Any], None] | None = None) -> SendResult:
+        """An empty result; with ``on_failure`` its failures go there instead of being kept."""
+        result = cls(endpoint=endpoint)
+        result._on_failure = on_failure
+        return result
+
+    def add_failure(self, failure: ItemFailure, payload: Any = None) -> None:
+        """Count one failure in its stage and keep it (or hand it to ``on_failure``)."""
+        if failure.stage == "rejected":
+            self.rejected += 1
+        elif failure.stage == "dead_lettered":
+            self.dead_lettered += 1
+        else:
+            self.invalid += 1
+        if self._on_failure is not None:
+            self._on_failure(failure, payload)
+            return
+        self.failures.append(failure)
+        if payload is not None:
+            self.payloads[failure.index] = payload
 
     @property
     def balanced(self) -> bool:

@@ -269,15 +269,7 @@ class _Run:
     # -------------------------------------------------------------------------------------- outcomes
 
     def _fail(self, failure: ItemFailure, payload: Any = None) -> None:
-        self.result.failures.append(failure)
-        if payload is not None:
-            self.result.payloads[failure.index] = payload
-        if failure.stage == "rejected":
-            self.result.rejected += 1
-        elif failure.stage == "dead_lettered":
-            self.result.dead_lettered += 1
-        else:
-            self.result.invalid += 1
+        self.result.add_failure(failure, payload)
 
     def _dead_letter(self, batch: list[Prepared], code: str, message: str) -> None:
         for item in batch:
@@ -308,10 +300,7 @@ def validated(endpoint: Endpoint, records: Iterable[Any], result: SendResult, *,
             continue
         item = prepare(endpoint, index, record)
         if isinstance(item, ItemFailure):
-            result.failures.append(item)
-            result.invalid += 1
-            if not isinstance(record, Invalid):
-                result.payloads[index] = record
+            result.add_failure(item, None if isinstance(record, Invalid) else record)
             continue
         yield item
 
@@ -326,6 +315,7 @@ async def send_records(
     collect_contacts: bool = False,
     on_commit: Callable[[int, SendResult], None] | None = None,
     start_index: int = 0,
+    on_failure: Callable[[ItemFailure, Any], None] | None = None,
 ) -> SendResult:
     """Send ``records`` (any iterable, streamed) to ``endpoint``; see the module docstring.
 
@@ -339,9 +329,12 @@ async def send_records(
     ``≤ i`` has reached a final outcome other than dead-lettered: a checkpoint can be written there and a
     resumed run can start after ``i``. A dead-lettered batch holds the commit point back so that a retry
     of the task sends it again.
+
+    ``on_failure(failure, payload)``, when given, receives every failure (from the event loop, as it
+    happens) instead of ``result.failures``/``result.payloads`` keeping them.
     """
     check_batch_size(batch_size)
-    result = SendResult(endpoint=endpoint.name)
+    result = SendResult.start(endpoint.name, on_failure)
     run = _Run(endpoint, transport, namespace, result, collect_contacts, time.monotonic())
     run.last_log = run.started
     limit = asyncio.Semaphore(transport.config.max_in_flight)

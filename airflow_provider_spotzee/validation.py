@@ -30,7 +30,9 @@ MAX_LOCALE_LEN = 255
 MAX_IDENTIFIER_LEN = 255
 SUBSCRIPTION_STATES = frozenset({0, 1, 2})
 
-_CACHE = 65536
+#: Per-value caches: they pay off only when values repeat (a test corpus, a re-sync of the same rows), so
+#: they are kept small. At 65,536 entries each they held ~50 MB in a 1M-row sync of unique contacts.
+_CACHE = 4096
 
 
 class FieldError(ValueError):

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from airflow_provider_spotzee.batching import MAX_BATCH_SIZE, check_batch_size, idempotency_key
 from airflow_provider_spotzee.config import ClientConfig, client_config_from_connection
 from airflow_provider_spotzee.exceptions import SpotzeeAPIError, SpotzeeConfigError, SpotzeeError
-from airflow_provider_spotzee.models import Contact, SendResult, SubscriptionChange
+from airflow_provider_spotzee.models import Contact, ItemFailure, SendResult, SubscriptionChange
 from airflow_provider_spotzee.send import (
     EVENTS,
     SUBSCRIPTIONS_BATCH,
@@ -172,7 +172,8 @@ class SpotzeeHook(BaseHook):
 
     def send(self, endpoint: Endpoint, records: Iterable[Any], *, idempotency_namespace: str | None = None,
              batch_size: int = MAX_BATCH_SIZE, collect_contacts: bool = False,
-             on_commit: Callable[[int, SendResult], None] | None = None, start_index: int = 0) -> SendResult:
+             on_commit: Callable[[int, SendResult], None] | None = None, start_index: int = 0,
+             on_failure: Callable[[ItemFailure, Any], None] | None = None) -> SendResult:
         """The one send path, for any batch endpoint spec (see :func:`~airflow_provider_spotzee.send.send_records`).
 
         Calls ``gc.freeze()`` first: a long send allocates many short-lived objects, and every full
@@ -186,19 +187,21 @@ class SpotzeeHook(BaseHook):
         config = self.config
         return run_sync(lambda: self.asend(endpoint, records, idempotency_namespace=idempotency_namespace,
                                            batch_size=batch_size, collect_contacts=collect_contacts,
-                                           on_commit=on_commit, start_index=start_index, config=config))
+                                           on_commit=on_commit, start_index=start_index, config=config,
+                                           on_failure=on_failure))
 
     async def asend(self, endpoint: Endpoint, records: Iterable[Any], *, idempotency_namespace: str | None = None,
                     batch_size: int = MAX_BATCH_SIZE, collect_contacts: bool = False,
                     on_commit: Callable[[int, SendResult], None] | None = None, start_index: int = 0,
-                    config: ClientConfig | None = None) -> SendResult:
+                    config: ClientConfig | None = None,
+                    on_failure: Callable[[ItemFailure, Any], None] | None = None) -> SendResult:
         check_batch_size(batch_size)
         config = config or await self.aget_config()
         async with SpotzeeTransport(config) as transport:
             return await send_records(transport, endpoint, records,
                                       namespace=_namespace(idempotency_namespace),
                                       batch_size=batch_size, collect_contacts=collect_contacts,
-                                      on_commit=on_commit, start_index=start_index)
+                                      on_commit=on_commit, start_index=start_index, on_failure=on_failure)
 
     def update_user_subscriptions(self, user_id: str | int, toggles: Iterable[Any], *,
                                   idempotency_namespace: str | None = None) -> Contact:

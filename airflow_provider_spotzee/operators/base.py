@@ -20,14 +20,18 @@ Subclasses only choose the endpoint. Everything else lives here:
 from __future__ import annotations
 
 import bisect
+import heapq
 import json
 import logging
 import os
+import shutil
+import tempfile
 import time
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Self
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
@@ -35,7 +39,7 @@ from airflow_provider_spotzee.batching import MAX_BATCH_SIZE, check_batch_size, 
 from airflow_provider_spotzee.exceptions import SpotzeeConfigError, SpotzeeSyncFailed
 from airflow_provider_spotzee.hooks.spotzee import SpotzeeHook
 from airflow_provider_spotzee.mapping import Mapper, build_mapper, check_columns
-from airflow_provider_spotzee.models import SendResult
+from airflow_provider_spotzee.models import ItemFailure, SendResult
 from airflow_provider_spotzee.send import Endpoint, Invalid, Unchanged, validated
 from airflow_provider_spotzee.sources import Partition, SqlSource, json_cursor_value
 from airflow_provider_spotzee.validation import PARAMETER_INVALID_FORMAT
@@ -280,26 +284,27 @@ class SpotzeeSyncOperator(BaseOperator):
         payloads = self._payloads(rows, mapper, cursors, start_index, unchanged, identities, dedupe)
         path = self._failures_path(context)
 
-        if self.dry_run:
-            result = _dry_run(self.endpoint, payloads, start_index)
-        else:
-            checkpoints = _Checkpointer(store, namespace, prior, start_index, cursors, unchanged,
-                                        self.checkpoint_every_seconds)
-            result = self.hook.send(self.endpoint, payloads, idempotency_namespace=namespace,
-                                    batch_size=self.batch_size, on_commit=checkpoints.commit, start_index=start_index)
-            checkpoints.flush()
-            if self.incremental == "cursor" and self.conn_id is not None and checkpoints.cursor is not None \
-                    and not result.dead_lettered:
-                self._asset_state(context).set(ASSET_CURSOR_KEY, _json_cursor(checkpoints.cursor))
-
-        failures = _write_failures(path, result, start_index)
-        summary = _summary(prior, result, started, path if failures else None, namespace, self.dry_run,
+        with _FailureSpill(start_index, self.max_failures_in_xcom) as spill:
+            if self.dry_run:
+                result = _dry_run(self.endpoint, payloads, start_index, spill.add)
+            else:
+                checkpoints = _Checkpointer(store, namespace, prior, start_index, cursors, unchanged, spill,
+                                            self.checkpoint_every_seconds)
+                result = self.hook.send(self.endpoint, payloads, idempotency_namespace=namespace,
+                                        batch_size=self.batch_size, on_commit=checkpoints.commit,
+                                        start_index=start_index, on_failure=spill.add)
+                checkpoints.flush()
+                if self.incremental == "cursor" and self.conn_id is not None and checkpoints.cursor is not None \
+                        and not result.dead_lettered:
+                    self._asset_state(context).set(ASSET_CURSOR_KEY, _json_cursor(checkpoints.cursor))
+            failures, written = spill.write(path)
+        summary = _summary(prior, result, started, path if written else None, namespace, self.dry_run,
                            resumed_from=start_index if checkpoint else None)
         ti = context.get("ti")
         if ti is not None:
-            ti.xcom_push(key="failures", value=failures[: self.max_failures_in_xcom])
+            ti.xcom_push(key="failures", value=failures)
             if self.sent_ids_in_xcom:
-                failed = {f["index"] for f in failures}
+                failed = spill.failed_indexes(upto=identities[-1][0] if identities else -1)
                 sent = [str(ident) for index, ident in identities if index not in failed and ident is not None]
                 ti.xcom_push(key="sent_external_ids", value=sent)
         self.log.info("Spotzee %s summary: %s", self.endpoint.name, json.dumps(summary, sort_keys=True))
@@ -434,11 +439,11 @@ class _Checkpointer:
     """
 
     def __init__(self, store: Any, namespace: str, prior: Mapping[str, int], start_index: int,
-                 cursors: dict[int, Any], unchanged: list[int], every: float) -> None:
+                 cursors: dict[int, Any], unchanged: list[int], spill: _FailureSpill, every: float) -> None:
         self.store, self.namespace, self.prior, self.start_index = store, namespace, prior, start_index
-        self.cursors, self.unchanged, self.every = cursors, unchanged, every
+        self.cursors, self.unchanged, self.spill, self.every = cursors, unchanged, spill, every
         self.cursor: Any = None
-        self._pending: tuple[int, Any, SendResult] | None = None
+        self._pending: tuple[int, Any] | None = None
         self._written = 0.0
 
     def commit(self, index: int, live: SendResult) -> None:
@@ -448,7 +453,7 @@ class _Checkpointer:
         if cursor is None:
             return
         self.cursor = cursor
-        self._pending = (index, cursor, live)
+        self._pending = (index, cursor)
         if time.monotonic() - self._written >= self.every:
             self.flush()
 
@@ -456,10 +461,10 @@ class _Checkpointer:
         """Write the last commit point; the counts are computed here, once per write, not per batch."""
         if self._pending is not None and self.store is not None:
             started = time.monotonic()
-            index, cursor, live = self._pending
+            index, cursor = self._pending
             self.store.set(CHECKPOINT_KEY, {
                 "namespace": self.namespace, "index": index, "cursor": _json_cursor(cursor),
-                "counts": _counts_upto(self.prior, live, index, self.start_index, self.unchanged),
+                "counts": _counts_upto(self.prior, self.spill, index, self.start_index, self.unchanged),
             }, retention=NEVER_EXPIRE)
             self._written = time.monotonic()
             log.debug("checkpoint: records up to index %d are final (%.1f ms)", index,
@@ -467,14 +472,11 @@ class _Checkpointer:
         self._pending = None
 
 
-def _counts_upto(prior: Mapping[str, int], live: SendResult, index: int, start_index: int,
+def _counts_upto(prior: Mapping[str, int], spill: _FailureSpill, index: int, start_index: int,
                  unchanged_indexes: list[int]) -> dict[str, int]:
     """Cumulative bucket counts for every record with index ≤ ``index`` (all final at a commit point)."""
     counts = {name: int(prior.get(name, 0)) for name in COUNT_FIELDS}
-    stages = {"invalid": 0, "rejected": 0, "dead_lettered": 0}
-    for failure in live.failures:
-        if failure.index <= index:
-            stages[failure.stage] += 1
+    stages = {stage: sum(1 for i in indexes if i <= index) for stage, indexes in spill.indexes.items()}
     records = index - start_index + 1
     unchanged = bisect.bisect_right(unchanged_indexes, index)
     counts["extracted"] += records
@@ -485,37 +487,79 @@ def _counts_upto(prior: Mapping[str, int], live: SendResult, index: int, start_i
     return counts
 
 
-def _dry_run(endpoint: Endpoint, payloads: Iterable[Any], start_index: int) -> SendResult:
+def _dry_run(endpoint: Endpoint, payloads: Iterable[Any], start_index: int,
+             on_failure: Callable[[ItemFailure, Any], None]) -> SendResult:
     """Validate, map and count what would be sent; send nothing. ``succeeded`` means "would be sent"."""
-    result = SendResult(endpoint=endpoint.name)
+    result = SendResult.start(endpoint.name, on_failure)
     result.succeeded = sum(1 for _ in validated(endpoint, payloads, result, start_index=start_index))
     return result
 
 
-def _write_failures(path: str, result: SendResult, start_index: int) -> list[dict[str, Any]]:
-    """Write the full failure list (with payloads) as JSON lines; return it without payloads.
+class _FailureSpill:
+    """This try's failures, streamed to a local temporary file as they happen (with their payloads)
+    instead of kept in memory: per failure only its index stays (8 bytes, for the checkpoint counts),
+    plus the first ``keep`` by index for XCom. Memory does not grow with the number of bad rows.
 
-    Lines from an earlier try with an index before ``start_index`` (already committed) are kept; later
-    ones are replaced by this try's outcome, so every record appears once.
+    :meth:`write` then writes the failure file: the lines of an earlier try with an index before
+    ``start_index`` (already committed) are kept, later ones are replaced by this try's outcome, so
+    every record appears once. The earlier lines come first, then this try's in the order they failed.
     """
-    kept: list[dict[str, Any]] = []
-    target = _open_path(path)
-    if start_index and target.exists():
-        with target.open("r") as handle:
-            for line in handle:
-                if line.strip():
-                    entry = json.loads(line)
-                    if entry.get("index", -1) < start_index:
-                        kept.append(entry)
-    fresh = [dict(f.model_dump(), payload=result.payloads.get(f.index))
-             for f in sorted(result.failures, key=lambda f: f.index)]
-    entries = kept + fresh
-    if entries or target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with target.open("w") as handle:
-            for entry in entries:
-                handle.write(json.dumps(entry, default=repr, ensure_ascii=False) + "\n")
-    return [{k: v for k, v in e.items() if k != "payload"} for e in entries]
+
+    def __init__(self, start_index: int, keep: int) -> None:
+        self.start_index, self.keep = start_index, keep
+        self.indexes: dict[str, array[int]] = {stage: array("q") for stage in ("invalid", "rejected", "dead_lettered")}
+        self._first: list[tuple[int, int, dict[str, Any]]] = []  # max-heap (-index) of the first `keep`
+        self._file = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 - closed by __exit__
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._file.close()
+
+    @property
+    def total(self) -> int:
+        return sum(len(indexes) for indexes in self.indexes.values())
+
+    def add(self, failure: ItemFailure, payload: Any) -> None:
+        entry = failure.model_dump()
+        self.indexes[failure.stage].append(failure.index)
+        if self.keep > 0:
+            item = (-failure.index, self.total, entry)
+            if len(self._first) < self.keep:
+                heapq.heappush(self._first, item)
+            elif -self._first[0][0] > failure.index:
+                heapq.heapreplace(self._first, item)
+        self._file.write(json.dumps(dict(entry, payload=payload), default=repr, ensure_ascii=False) + "\n")
+
+    def failed_indexes(self, upto: int) -> set[int]:
+        return {i for indexes in self.indexes.values() for i in indexes if i <= upto}
+
+    def write(self, path: str) -> tuple[list[dict[str, Any]], bool]:
+        """Write the failure file; return (the first ``keep`` failures without payloads, whether a file
+        with failures was written)."""
+        target = _open_path(path)
+        first: list[dict[str, Any]] = []
+        with tempfile.TemporaryFile("w+", encoding="utf-8") as earlier:
+            kept = 0
+            if self.start_index and target.exists():
+                with target.open("r") as handle:
+                    for line in handle:
+                        if line.strip() and json.loads(line).get("index", -1) < self.start_index:
+                            earlier.write(line if line.endswith("\n") else line + "\n")
+                            kept += 1
+                            if len(first) < self.keep:
+                                first.append({k: v for k, v in json.loads(line).items() if k != "payload"})
+            first += [entry for _, _, entry in sorted(self._first, reverse=True)][: self.keep - len(first)]
+            if not kept and not self.total and not target.exists():
+                return first, False
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with target.open("w") as out:
+                for source in (earlier, self._file):
+                    source.flush()
+                    source.seek(0)
+                    shutil.copyfileobj(source, out)
+            return first, bool(kept or self.total)
 
 
 def read_failure_payloads(path: str, stages: Sequence[str] = ("dead_lettered",)) -> list[dict[str, Any]]:
