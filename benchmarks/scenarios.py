@@ -34,6 +34,7 @@ from benchmarks.common import (
     users,
 )
 from benchmarks.hookrun import run_hook, run_naive, run_raw_capacity
+from benchmarks.scaleout import scaleout
 from benchmarks.sizes import Sizes
 
 LATENCY_MS = 50.0
@@ -620,5 +621,6 @@ SCENARIOS = {
     "memory": memory,
     "dagmemory": dagmemory,
     "dagoverhead": dagoverhead,
+    "scaleout": scaleout,
     "reads": reads,
 }

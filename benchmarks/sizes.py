@@ -36,6 +36,9 @@ class Sizes:
     dag_overhead_rows: int
     dag_overhead_rounds: int
     dag_timeout_s: float         # a DAG run (or the hook run) is killed after this; the scenario then fails
+    # 5. 8 mapped partitions on a real scheduler (LocalExecutor, PostgreSQL metadata DB), Starter, 50 ms
+    scaleout_rows: int
+    scaleout_timeout_s: float
     # reads (not in the issue): hook.iter_users vs a plain paging loop
     read_contacts: int
 
@@ -50,6 +53,7 @@ FULL = Sizes(
     dag_memory_small=100_000, dag_memory_large=1_000_000, dag_memory_control=1_000_000,
     layering_users=60_000, layering_rounds=2,
     dag_overhead_rows=100_000, dag_overhead_rounds=2, dag_timeout_s=900.0,
+    scaleout_rows=800_000, scaleout_timeout_s=900.0,
     read_contacts=10_000,
 )
 
@@ -63,5 +67,6 @@ QUICK = Sizes(
     dag_memory_small=2_000, dag_memory_large=20_000, dag_memory_control=0,
     layering_users=3_000, layering_rounds=1,
     dag_overhead_rows=2_000, dag_overhead_rounds=1, dag_timeout_s=300.0,
+    scaleout_rows=20_000, scaleout_timeout_s=300.0,
     read_contacts=500,
 )
