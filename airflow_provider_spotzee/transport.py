@@ -232,10 +232,22 @@ class Pacer:
         span = now - then
         if span >= self.RECENT / 2:
             others_rate = min(others_rate, max(0.0, (others - others_then) / span + others_then / self.WINDOW))
-        share = max(self.fair_share, own_rate / (own_rate + others_rate) if own_rate else 0.0)
+        share = own_rate / (own_rate + others_rate) if own_rate else 0.0
+        if self.fair_share and (share < 1.5 * self.fair_share or age < self.WINDOW):
+            # Noisy estimates around the fair share would, floored at it, add up to more than the whole
+            # budget; take more only when clearly fewer workers are busy (one started late or finished),
+            # and not in the first window, whose counts are too young to say.
+            share = self.fair_share
         # Any 10 s of sends must fit the window, so together the workers send at most target / window;
         # this pacer sends its share of that (its part of the key's current use).
-        self._set_rate(min(self.ceiling, max(self.MIN_RATE, share * target / self.WINDOW)))
+        rate = share * target / self.WINDOW
+        used = own + others
+        if self.shared and used > target:
+            # The shares are estimates (and fair shares are floors), so together they can overshoot:
+            # brake as the window fills past the target, to a stop at the limit, instead of running
+            # into 429s (each one pauses the worker that gets it for a whole second).
+            rate *= max(0.0, (limit - used) / max(1.0, limit - target))
+        self._set_rate(min(self.ceiling, max(self.MIN_RATE, rate)))
 
     def _set_rate(self, rate: float) -> None:
         if rate != self.rate:

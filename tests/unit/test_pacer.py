@@ -92,19 +92,20 @@ def test_alone_on_the_key_it_paces_at_98_percent_without_429s():
     assert not worker.pacer.shared
 
 
-@pytest.mark.parametrize("stagger", [0.0, 0.7, 2.5, 6.0])
-def test_eight_partitions_on_one_key_share_it_near_the_ceiling(stagger):
+@pytest.mark.parametrize(("stagger", "overall"), [(0.0, 0.90), (0.7, 0.88), (2.5, 0.80), (6.0, 0.80)])
+def test_eight_partitions_on_one_key_share_it_near_the_ceiling(stagger, overall):
     """Eight mapped partitions (fair share 1/8) starting together or one after another, as a scheduler
-    starts them: together they stay near the shared target, and 429s stay rare."""
+    starts them: together they hold the shared target without 429s. Starts spread over many seconds
+    cost some budget: a newcomer takes only its fair share in its first window."""
     workers = [Worker(Pacer(CEILING * 0.98, fair_share=1 / 8), start=i * stagger, batches=1_250)
                for i in range(8)]
     simulate(workers)
     accepted = [t for w in workers for t in w.accepted]
     throttled = sum(w.throttled for w in workers)
     end = max(w.finished for w in workers)  # type: ignore[type-var]
-    assert throttled <= 0.01 * len(accepted)
-    assert sustained(accepted) >= 0.90 * CEILING
-    assert len(accepted) / end >= 0.90 * CEILING  # including start-up and the last worker's tail
+    assert throttled <= 0.002 * len(accepted)
+    assert sustained(accepted) >= 0.88 * CEILING
+    assert len(accepted) / end >= overall * CEILING  # including start-up and the last worker's tail
 
 
 @pytest.mark.parametrize("stagger", [0.0, 2.5])
