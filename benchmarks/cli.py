@@ -165,18 +165,14 @@ def main(argv: list[str] | None = None) -> int:
     dump_json(RESULTS_DIR / "latest.json", payload)
     (RESULTS_DIR / "latest.md").write_text(markdown(rows) + "\n")
     print(f"wrote {RESULTS_DIR / 'latest.json'} and latest.md")
-    if "throughput" in details:
-        png = throughput_plot(details["throughput"], machine, RESULTS_DIR / "throughput.png")
+    plots = {"throughput": (throughput_plot, "throughput.png", "performance-throughput.png"),
+             "scaleout": (scaleout_plot, "scaleout.png", "performance-scaleout.png")}
+    for scenario, (plot, name, published) in plots.items():
+        if scenario not in details:
+            continue
+        png = plot(details[scenario], machine, RESULTS_DIR / name)
         print(f"wrote {png}")
         if args.publish:
-            target = ROOT / "docs" / "performance-throughput.png"
-            shutil.copyfile(png, target)
-            print(f"copied to {target}")
-    if "scaleout" in details:
-        png = scaleout_plot(details["scaleout"], machine, RESULTS_DIR / "scaleout.png")
-        print(f"wrote {png}")
-        if args.publish:
-            target = ROOT / "docs" / "performance-scaleout.png"
-            shutil.copyfile(png, target)
-            print(f"copied to {target}")
+            shutil.copyfile(png, ROOT / "docs" / published)
+            print(f"copied to {ROOT / 'docs' / published}")
     return 1 if errors else 0

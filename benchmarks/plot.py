@@ -18,6 +18,15 @@ SERIES = (
 )
 
 
+def _save(fig: Any, ax: Any, path: Path) -> Path:
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=8, frameon=False)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def throughput_plot(details: dict[str, Any], machine: dict[str, Any], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(10, 6.5), dpi=110)
     for key, label, color, style in SERIES:
@@ -42,12 +51,7 @@ def throughput_plot(details: dict[str, Any], machine: dict[str, Any], path: Path
     ax.set_title("POST /users/batch via hook.upsert_users, 50 ms emulator latency\n"
                  f"{machine.get('nproc')} CPUs ({machine.get('cpu_model')}{extra}), Python {machine.get('python')}",
                  fontsize=10)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=8, frameon=False)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, ax, path)
 
 
 def scaleout_plot(details: dict[str, Any], machine: dict[str, Any], path: Path) -> Path:
@@ -72,9 +76,4 @@ def scaleout_plot(details: dict[str, Any], machine: dict[str, Any], path: Path) 
                  f"PostgreSQL metadata DB\n{machine.get('nproc')} CPUs ({machine.get('cpu_model')}), "
                  f"{details.get('items', 0):,} items, {details.get('throttled', 0)} × 429 of "
                  f"{details.get('requests', 0):,} requests", fontsize=10)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=8, frameon=False)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, ax, path)
