@@ -1,4 +1,4 @@
-"""Scenario 5: eight mapped partitions sharing one key, on a real scheduler.
+"""Scenario 5 (and scenario 6 on a real worker): the example DAGs on a real scheduler.
 
 Not ``airflow dags test`` (one task at a time) but the way users scale out: a PostgreSQL metadata
 database, ``airflow api-server`` (the execution API the tasks talk to), ``airflow dag-processor`` and
@@ -7,7 +7,10 @@ The example DAG ``spotzee_crm_sync_partitioned`` with ``partitions(8)`` (all in 
 syncs a seeded SQLite CRM to the emulator (Starter budget, 50 ms latency, own process). The scheduler
 creates the run itself when the DAG is unpaused (data interval = the seeded day).
 
-Figures: the emulator's accepted items/s (sustained between 10 % and 90 % of the items, and over the
+``scheduler_overhead`` runs the single-task ``spotzee_crm_sync`` the same way, on 100,000 rows, and
+compares the task's duration with the hook alone on the same rows (scenario 6 without ``dags test``).
+
+Scenario 5's figures: the emulator's accepted items/s (sustained between 10 % and 90 % of the items, and over the
 whole span from the first accepted item to the last) against the Starter ceiling, the share of requests
 answered 429, and from the metadata database when each mapped task started and ended.
 """
@@ -120,16 +123,17 @@ def _wait_http(url: str, deadline: float, procs: list[subprocess.Popen[bytes]]) 
     raise TimeoutError(f"{url} did not answer")
 
 
-def _wait_run(pg: PostgresServer, deadline: float, procs: list[subprocess.Popen[bytes]], log) -> tuple[str, str]:
+def _wait_run(pg: PostgresServer, dag_id: str, deadline: float, procs: list[subprocess.Popen[bytes]],
+              log) -> tuple[str, str]:
     state, last = "none", ""
     while time.monotonic() < deadline:
         if any(p.poll() is not None for p in procs):
             raise RuntimeError("an Airflow component exited during the run; see its log")
-        runs = _query(pg, "SELECT run_id, state FROM dag_run WHERE dag_id = %s ORDER BY id", DAG_ID)
+        runs = _query(pg, "SELECT run_id, state FROM dag_run WHERE dag_id = %s ORDER BY id", dag_id)
         if runs:
             run_id, state = runs[-1]
             tis = _query(pg, "SELECT state, count(*) FROM task_instance WHERE dag_id = %s AND run_id = %s "
-                             "GROUP BY state ORDER BY state", DAG_ID, run_id)
+                             "GROUP BY state ORDER BY state", dag_id, run_id)
             now = ", ".join(f"{s}={n}" for s, n in tis)
             if now != last:
                 log(f"run {run_id}: {state}; tasks {now}")
@@ -140,46 +144,61 @@ def _wait_run(pg: PostgresServer, deadline: float, procs: list[subprocess.Popen[
     raise TimeoutError(f"the DAG run did not finish in time (last state {state})")
 
 
+@contextlib.contextmanager
+def _deployment(work: Path, crm: Path, emu: Any, dag_id: str, log) -> Iterator[tuple[PostgresServer, dict[str, str],
+                                                                                     list[subprocess.Popen[bytes]]]]:
+    """PostgreSQL, ``db migrate``, then api-server, dag-processor and scheduler, until ``dag_id`` is parsed."""
+    if server_binaries() is None:
+        raise RuntimeError("a real scheduler needs PostgreSQL server binaries (Debian package 'postgresql') "
+                           "for Airflow's metadata database")
+    with postgres_server(max_connections=200) as pg:
+        api_port = _free_port()
+        env = _env(work / "airflow", crm, pg, emu.connection_json(), api_port)
+        log("airflow db migrate (PostgreSQL metadata database)")
+        subprocess.run([_airflow(), "db", "migrate"], env=env, check=True, capture_output=True, timeout=900)
+        log("starting api-server, dag-processor and scheduler (LocalExecutor, parallelism 16)")
+        try:
+            with _processes(env, work, ["api-server", "--port", str(api_port), "--workers", "1"],
+                            ["dag-processor"], ["scheduler"]) as procs:
+                _wait_http(f"http://127.0.0.1:{api_port}/api/v2/monitor/health", time.monotonic() + 180, procs)
+                deadline = time.monotonic() + 180
+                while not _query(pg, "SELECT 1 FROM dag WHERE dag_id = %s", dag_id):
+                    if time.monotonic() > deadline:
+                        raise TimeoutError("the dag-processor did not register the DAG")
+                    time.sleep(1.0)
+                yield pg, env, procs
+        finally:
+            keep = work / "scheduler.log"
+            if keep.exists():
+                shutil.copyfile(keep, ROOT / "benchmarks" / "results" / f"{dag_id}-scheduler.log")
+
+
+def _unpause_and_wait(env: dict[str, str], pg: PostgresServer, dag_id: str, timeout: float,
+                      procs: list[subprocess.Popen[bytes]], log) -> tuple[str, str]:
+    subprocess.run([_airflow(), "dags", "unpause", dag_id], env=env, check=True, capture_output=True, timeout=300)
+    log("unpaused; the scheduler creates the run for the seeded day")
+    return _wait_run(pg, dag_id, time.monotonic() + timeout, procs, log)
+
+
 def scaleout(sizes: Any, log) -> ScenarioResult:
     out = ScenarioResult()
-    if server_binaries() is None:
-        raise RuntimeError("scenario 5 needs PostgreSQL server binaries (Debian package 'postgresql') "
-                           "for Airflow's metadata database")
     rows = sizes.scaleout_rows
     work = Path(tempfile.mkdtemp(prefix="spotzee-scaleout-"))
     try:
         crm = work / "crm.db"
         log(f"seeding a {rows:,}-row SQLite CRM")
         seeded = seed_crm(crm, rows)
-        with postgres_server(max_connections=200) as pg, emulator("starter", latency_ms=LATENCY_MS) as emu:
-            api_port = _free_port()
-            env = _env(work / "airflow", crm, pg, emu.connection_json(), api_port)
-            log("airflow db migrate (PostgreSQL metadata database)")
-            subprocess.run([_airflow(), "db", "migrate"], env=env, check=True, capture_output=True, timeout=900)
-            log("starting api-server, dag-processor and scheduler (LocalExecutor, parallelism 16)")
-            with _processes(env, work, ["api-server", "--port", str(api_port), "--workers", "1"],
-                            ["dag-processor"], ["scheduler"]) as procs:
-                _wait_http(f"http://127.0.0.1:{api_port}/api/v2/monitor/health", time.monotonic() + 180, procs)
-                deadline = time.monotonic() + 180
-                while not _query(pg, "SELECT 1 FROM dag WHERE dag_id = %s", DAG_ID):
-                    if time.monotonic() > deadline:
-                        raise TimeoutError("the dag-processor did not register the DAG")
-                    time.sleep(1.0)
-                with StatsSampler(emu, interval=0.5) as sampler:
-                    subprocess.run([_airflow(), "dags", "unpause", DAG_ID], env=env, check=True,
-                                   capture_output=True, timeout=300)
-                    unpaused = time.perf_counter() - sampler.t0
-                    log("unpaused; the scheduler creates the run for the seeded day")
-                    run_id, state = _wait_run(pg, time.monotonic() + sizes.scaleout_timeout_s, procs, log)
+        with emulator("starter", latency_ms=LATENCY_MS) as emu, \
+                _deployment(work, crm, emu, DAG_ID, log) as (pg, env, procs):
+            with StatsSampler(emu, interval=0.5) as sampler:
+                unpaused = time.perf_counter() - sampler.t0
+                run_id, state = _unpause_and_wait(env, pg, DAG_ID, sizes.scaleout_timeout_s, procs, log)
             tasks = _query(pg, "SELECT map_index, state, start_date, end_date, try_number FROM task_instance "
                                "WHERE dag_id = %s AND run_id = %s AND task_id = 'upsert_users' ORDER BY map_index",
                            DAG_ID, run_id)
             ledger = emu.ledger_summary()
         out.details.update(_figures(sampler, tasks, seeded, unpaused, state, ledger))
     finally:
-        keep = work / "scheduler.log"
-        if keep.exists():
-            shutil.copyfile(keep, ROOT / "benchmarks" / "results" / "scaleout-scheduler.log")
         shutil.rmtree(work, ignore_errors=True)
     d = out.details
     ceiling = PLANS["starter"].write_rps * ITEMS_PER_REQUEST
@@ -194,6 +213,54 @@ def scaleout(sizes: Any, log) -> ScenarioResult:
         Row("5", f"{PARTITIONS} mapped partitions: share of requests 429'd", d["throttled"], "requests",
             d["requests"], "requests seen by the emulator", ratio=d["throttled"] / max(d["requests"], 1),
             target="≤ 2 %", met=d["throttled"] <= 0.02 * d["requests"]),
+    ]
+    return out
+
+
+def scheduler_overhead(sizes: Any, log) -> ScenarioResult:
+    """Scenario 6 on a real worker: the ``upsert_users`` task of ``spotzee_crm_sync`` run by the scheduler
+    (LocalExecutor) vs ``SpotzeeHook.upsert_users`` on the same rows, same emulator configuration as
+    ``dagoverhead`` (which runs the DAG through ``airflow dags test``). Hook before and after the DAG;
+    the better hook run is the baseline."""
+    from benchmarks.dagbench import DAG_LATENCY_MS, DAG_PLAN, DagBench
+
+    out = ScenarioResult()
+    n = sizes.dag_overhead_rows
+    single = "spotzee_crm_sync"
+    hooks: list[dict[str, Any]] = []
+    with DagBench() as bench:
+        log(f"seeding a {n:,}-row CRM")
+        crm, _ = bench.seed(n)
+        log(f"SpotzeeHook.upsert_users on the same rows ({DAG_PLAN}, {DAG_LATENCY_MS:.0f} ms)")
+        with emulator(DAG_PLAN, latency_ms=DAG_LATENCY_MS) as emu:
+            hooks.append(bench.hook_alone(emu, crm, "bench-sched-hook-0", sizes.dag_timeout_s))
+        work = Path(tempfile.mkdtemp(prefix="spotzee-sched-"))
+        try:
+            with emulator(DAG_PLAN, latency_ms=DAG_LATENCY_MS) as emu, \
+                    _deployment(work, crm, emu, single, log) as (pg, env, procs):
+                run_id, state = _unpause_and_wait(env, pg, single, sizes.dag_timeout_s, procs, log)
+                (start, end), = _query(pg, "SELECT start_date, end_date FROM task_instance WHERE dag_id = %s "
+                                           "AND run_id = %s AND task_id = 'upsert_users'", single, run_id)
+                (value,), = _query(pg, "SELECT value FROM xcom WHERE dag_id = %s AND run_id = %s AND "
+                                       "task_id = 'upsert_users' AND key = 'return_value'", single, run_id)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        log(f"SpotzeeHook.upsert_users again ({DAG_PLAN}, {DAG_LATENCY_MS:.0f} ms)")
+        with emulator(DAG_PLAN, latency_ms=DAG_LATENCY_MS) as emu:
+            hooks.append(bench.hook_alone(emu, crm, "bench-sched-hook-1", sizes.dag_timeout_s))
+    summary = value if isinstance(value, dict) else json.loads(value)
+    task_s = round((end - start).total_seconds(), 3)
+    exec_s = float(summary["elapsed_seconds"])
+    hook_s = min(h["wall_s"] for h in hooks)
+    out.details = {"plan": DAG_PLAN, "latency_ms": DAG_LATENCY_MS, "rows": n, "run_state": state,
+                   "task_duration_s": task_s, "execute_s": exec_s, "hook_wall_s": [h["wall_s"] for h in hooks],
+                   "summary": summary}
+    out.rows += [
+        Row("6", "example DAG on a real scheduler (LocalExecutor): upsert_users task duration vs hook alone",
+            task_s, "s", hook_s, "SpotzeeHook.upsert_users, same rows (read + map + send)", target="≤ 1.3 ×",
+            met=state == "success" and task_s <= 1.3 * hook_s,
+            note=f"{n:,} rows; execute {exec_s:.2f} s of the task's {task_s:.2f} s; hook runs "
+                 f"{', '.join(str(h['wall_s']) for h in hooks)} s (before and after); run {state}"),
     ]
     return out
 

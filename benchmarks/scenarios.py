@@ -34,7 +34,7 @@ from benchmarks.common import (
     users,
 )
 from benchmarks.hookrun import run_hook, run_naive, run_raw_capacity
-from benchmarks.scaleout import scaleout
+from benchmarks.scaleout import scaleout, scheduler_overhead
 from benchmarks.sizes import Sizes
 
 LATENCY_MS = 50.0
@@ -622,5 +622,6 @@ SCENARIOS = {
     "dagmemory": dagmemory,
     "dagoverhead": dagoverhead,
     "scaleout": scaleout,
+    "dagworker": scheduler_overhead,
     "reads": reads,
 }
