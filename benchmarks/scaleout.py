@@ -50,12 +50,12 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _env(home: Path, crm: Path, pg: PostgresServer, spotzee_conn: str, api_port: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_", "AIRFLOW__"))}
+def _env(home: Path, crm: Path, pg: PostgresServer, emu: Any, api_port: int) -> dict[str, str]:
+    """The DAG benchmarks' environment (``dagbench.airflow_env``), on PostgreSQL with the LocalExecutor."""
+    from benchmarks.dagbench import airflow_env
+
+    env = airflow_env(home, crm, emu)
     env.update({
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "example_dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": "16",
         "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "16",
@@ -67,9 +67,6 @@ def _env(home: Path, crm: Path, pg: PostgresServer, spotzee_conn: str, api_port:
         "AIRFLOW__API__SECRET_KEY": secrets.token_hex(32),
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-        "AIRFLOW_CONN_SPOTZEE_DEFAULT": spotzee_conn,
-        "AIRFLOW_CONN_CRM_DB": json.dumps({"conn_type": "sqlite", "host": str(crm)}),
         "SPOTZEE_EXAMPLE_PARTITIONS": str(PARTITIONS),
         "NO_PROXY": "127.0.0.1,localhost",
     })
@@ -153,7 +150,7 @@ def _deployment(work: Path, crm: Path, emu: Any, dag_id: str, log) -> Iterator[t
                            "for Airflow's metadata database")
     with postgres_server(max_connections=200) as pg:
         api_port = _free_port()
-        env = _env(work / "airflow", crm, pg, emu.connection_json(), api_port)
+        env = _env(work / "airflow", crm, pg, emu, api_port)
         log("airflow db migrate (PostgreSQL metadata database)")
         subprocess.run([_airflow(), "db", "migrate"], env=env, check=True, capture_output=True, timeout=900)
         log("starting api-server, dag-processor and scheduler (LocalExecutor, parallelism 16)")
