@@ -115,12 +115,13 @@ class Pacer:
     overrun by a burst). The server's headers steer it: ``X-RateLimit-Limit`` − ``X-RateLimit-Remaining``
     is what *every* client of the key used in the window, and the pacer knows what it sent itself in the
     same window. Alone on the key it paces at ``rate`` (0.98 × the plan). When others use the key too
-    (mapped partitions, another DAG) it takes its current share of the window's use of a shared target
-    (:data:`SHARED_TARGET` × the window's limit), so the workers together hold the target: each one's rate
-    follows the window's usage within one response, with no overshoot to wait out. Before the first
-    response it sends one probe and waits for the answer, so eight workers starting together do not
-    burst. When ``X-RateLimit-Remaining`` runs low every sender waits ``X-RateLimit-Reset``; a 429 pauses
-    everybody for ``Retry-After``. Without rate headers (another server) it falls back to AIMD on 429s.
+    (mapped partitions, another DAG) it takes its share of a shared target (:data:`SHARED_TARGET` × the
+    window's limit): its current rate over everybody's, or, with a ``fair_share`` (``1/N`` partitions),
+    exactly that unless clearly fewer workers are busy. Past the target every worker brakes, to a stop at
+    the limit. Before the first response it sends one probe and waits for the answer, so eight workers
+    starting together do not burst. When ``X-RateLimit-Remaining`` runs low every sender waits
+    ``X-RateLimit-Reset``; a 429 pauses everybody for ``Retry-After``. Without rate headers (another
+    server) it falls back to AIMD on 429s. ``tests/unit/test_pacer.py`` simulates several of them.
     """
 
     #: A shared key's window is filled to this fraction of its limit: the margin absorbs a newcomer's
