@@ -284,7 +284,7 @@ class SpotzeeSyncOperator(BaseOperator):
         payloads = self._payloads(rows, mapper, cursors, start_index, unchanged, identities, dedupe)
         path = self._failures_path(context)
 
-        with _FailureSpill(start_index, self.max_failures_in_xcom) as spill:
+        with _FailureSpill(path, start_index, self.max_failures_in_xcom) as spill:
             if self.dry_run:
                 result = _dry_run(self.endpoint, payloads, start_index, spill.add)
             else:
@@ -297,7 +297,7 @@ class SpotzeeSyncOperator(BaseOperator):
                 if self.incremental == "cursor" and self.conn_id is not None and checkpoints.cursor is not None \
                         and not result.dead_lettered:
                     self._asset_state(context).set(ASSET_CURSOR_KEY, _json_cursor(checkpoints.cursor))
-            failures, written = spill.write(path)
+            failures, written = spill.finish()
         summary = _summary(prior, result, started, path if written else None, namespace, self.dry_run,
                            resumed_from=start_index if checkpoint else None)
         ti = context.get("ti")
@@ -496,26 +496,60 @@ def _dry_run(endpoint: Endpoint, payloads: Iterable[Any], start_index: int,
 
 
 class _FailureSpill:
-    """This try's failures, streamed to a local temporary file as they happen (with their payloads)
-    instead of kept in memory: per failure only its index stays (8 bytes, for the checkpoint counts),
-    plus the first ``keep`` by index for XCom. Memory does not grow with the number of bad rows.
+    """This try's failures, written to the failure file as they happen (with their payloads) instead of
+    kept in memory: per failure only its index stays (8 bytes, for the checkpoint counts), plus the first
+    ``keep`` by index for XCom. Memory does not grow with the number of bad rows, and a try that is
+    killed leaves its failures on disk for the try that resumes it.
 
-    :meth:`write` then writes the failure file: the lines of an earlier try with an index before
-    ``start_index`` (already committed) are kept, later ones are replaced by this try's outcome, so
-    every record appears once. The earlier lines come first, then this try's in the order they failed.
+    On entry the file is cut down to the lines of earlier tries with an index before ``start_index``
+    (committed: the checkpoint counts them); later ones are replaced by this try's outcome, so every
+    record appears once: the earlier lines first, then this try's in the order they failed. A remote
+    path (``s3://…``) cannot be appended to, so there the lines wait in a local temporary file and the
+    failure file is written by :meth:`finish`.
     """
 
-    def __init__(self, start_index: int, keep: int) -> None:
-        self.start_index, self.keep = start_index, keep
-        self.indexes: dict[str, array[int]] = {stage: array("q") for stage in ("invalid", "rejected", "dead_lettered")}
-        self._first: list[tuple[int, int, dict[str, Any]]] = []  # max-heap (-index) of the first `keep`
-        self._file = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 - closed by __exit__
+    STAGES = ("invalid", "rejected", "dead_lettered")
+
+    def __init__(self, path: str, start_index: int, keep: int) -> None:
+        self.target, self.start_index, self.keep = _open_path(path), start_index, keep
+        self.indexes: dict[str, array[int]] = {stage: array("q") for stage in self.STAGES}
+        self._fresh: list[tuple[int, int, dict[str, Any]]] = []  # max-heap (-index) of this try's first `keep`
+        self._earlier: list[dict[str, Any]] = []  # the first `keep` committed lines of earlier tries
+        self._kept = 0
+        self._local = "://" not in path  # as _open_path decides
+        # (closed by finish or __exit__)
+        self._out: Any = None if self._local else tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
+        self._earlier_file: Any = None
+        if self.target.exists():
+            self._cut_to_committed()
+
+    def _cut_to_committed(self) -> None:
+        earlier = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 - closed below or by __exit__
+        with self.target.open("r") as handle:
+            for line in handle:
+                try:
+                    entry = json.loads(line) if line.strip() else None
+                except ValueError:  # the torn last line of a killed try: not committed, sent again
+                    entry = None
+                if entry is not None and self.start_index and entry.get("index", -1) < self.start_index:
+                    earlier.write(line if line.endswith("\n") else line + "\n")
+                    self._kept += 1
+                    if len(self._earlier) < self.keep:
+                        self._earlier.append({k: v for k, v in entry.items() if k != "payload"})
+        if not self._local:
+            self._earlier_file = earlier
+            return
+        with earlier, self.target.open("w") as out:
+            earlier.seek(0)
+            shutil.copyfileobj(earlier, out)
 
     def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._file.close()
+        for handle in (self._out, self._earlier_file):
+            if handle is not None:
+                handle.close()
 
     @property
     def total(self) -> int:
@@ -526,40 +560,37 @@ class _FailureSpill:
         self.indexes[failure.stage].append(failure.index)
         if self.keep > 0:
             item = (-failure.index, self.total, entry)
-            if len(self._first) < self.keep:
-                heapq.heappush(self._first, item)
-            elif -self._first[0][0] > failure.index:
-                heapq.heapreplace(self._first, item)
-        self._file.write(json.dumps(dict(entry, payload=payload), default=repr, ensure_ascii=False) + "\n")
+            if len(self._fresh) < self.keep:
+                heapq.heappush(self._fresh, item)
+            elif -self._fresh[0][0] > failure.index:
+                heapq.heapreplace(self._fresh, item)
+        if self._out is None:  # the first failure of a local file: append, a line at a time
+            self.target.parent.mkdir(parents=True, exist_ok=True)
+            self._out = self.target.open("a", encoding="utf-8", buffering=1)
+        self._out.write(json.dumps(dict(entry, payload=payload), default=repr, ensure_ascii=False) + "\n")
 
     def failed_indexes(self, upto: int) -> set[int]:
         return {i for indexes in self.indexes.values() for i in indexes if i <= upto}
 
-    def write(self, path: str) -> tuple[list[dict[str, Any]], bool]:
-        """Write the failure file; return (the first ``keep`` failures without payloads, whether a file
-        with failures was written)."""
-        target = _open_path(path)
-        first: list[dict[str, Any]] = []
-        with tempfile.TemporaryFile("w+", encoding="utf-8") as earlier:
-            kept = 0
-            if self.start_index and target.exists():
-                with target.open("r") as handle:
-                    for line in handle:
-                        if line.strip() and json.loads(line).get("index", -1) < self.start_index:
-                            earlier.write(line if line.endswith("\n") else line + "\n")
-                            kept += 1
-                            if len(first) < self.keep:
-                                first.append({k: v for k, v in json.loads(line).items() if k != "payload"})
-            first += [entry for _, _, entry in sorted(self._first, reverse=True)][: self.keep - len(first)]
-            if not kept and not self.total and not target.exists():
-                return first, False
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with target.open("w") as out:
-                for source in (earlier, self._file):
-                    source.flush()
-                    source.seek(0)
-                    shutil.copyfileobj(source, out)
-            return first, bool(kept or self.total)
+    def finish(self) -> tuple[list[dict[str, Any]], bool]:
+        """Complete the failure file; return (the first ``keep`` failures without payloads, whether the
+        file holds any failure)."""
+        first = self._earlier + [entry for _, _, entry in sorted(self._fresh, reverse=True)]
+        any_failure = bool(self._kept or self.total)
+        if self._local:
+            if self._out is not None:
+                self._out.close()
+                self._out = None
+            return first[: self.keep], any_failure
+        if any_failure or self.target.exists():
+            self.target.parent.mkdir(parents=True, exist_ok=True)
+            with self.target.open("w") as out:
+                for source in (self._earlier_file, self._out):
+                    if source is not None:
+                        source.flush()
+                        source.seek(0)
+                        shutil.copyfileobj(source, out)
+        return first[: self.keep], any_failure
 
 
 def read_failure_payloads(path: str, stages: Sequence[str] = ("dead_lettered",)) -> list[dict[str, Any]]:
@@ -574,11 +605,17 @@ def read_failure_payloads(path: str, stages: Sequence[str] = ("dead_lettered",))
         log.info("replay_from: no failure file at %s, nothing to replay", path)
         return payloads
     with target.open("r") as handle:
-        for line in handle:
-            if line.strip():
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
                 entry = json.loads(line)
-                if entry.get("stage") in stages and isinstance(entry.get("payload"), dict):
-                    payloads.append(entry["payload"])
+            except ValueError:  # the torn last line of a try that was killed while writing it
+                log.warning("replay_from: line %d of %s is not JSON (a killed try's last line?); skipped",
+                            number, path)
+                continue
+            if entry.get("stage") in stages and isinstance(entry.get("payload"), dict):
+                payloads.append(entry["payload"])
     return payloads
 
 
