@@ -65,6 +65,10 @@ def test_worker_killed_three_times_is_resumed_and_every_event_is_applied_once(ai
     assert summary["balanced"] and summary["extracted"] == 4_000 and summary["sent_ok"] == kinds["good"]
     ledger = emulator.ledger_summary()
     assert ledger["events_applied"] == kinds["good"] and ledger["duplicate_events"] == 0
+    # every bad row is in the failure file exactly once, including those of the killed tries
+    lines = [json.loads(line) for line in Path(summary["failures_path"]).read_text().splitlines()]
+    assert len(lines) == 4_000 - kinds["good"] == summary["invalid"] + summary["rejected"] + summary["dead_lettered"]
+    assert len({line["index"] for line in lines}) == len(lines)
     print(f"KILLS survived: {kills}; requests seen by Spotzee: {emulator.stats()['requests_total']}")
 
 
