@@ -232,7 +232,7 @@ class _Run:
         if not 200 <= response.status < 300:
             code = response.error_code
             for item in batch:
-                self._fail(_failure(item, "rejected", code, f"Spotzee rejected the whole batch (HTTP {response.status})"),
+                self.result.add_failure(_failure(item, "rejected", code, f"Spotzee rejected the whole batch (HTTP {response.status})"),
                            json.loads(item.body))
             return
         if not endpoint.per_item_results:
@@ -260,7 +260,7 @@ class _Run:
                 else:
                     self._dead_letter([item], code, f"still failing after one retry in a fresh batch: {message}")
             else:
-                self._fail(_failure(item, "rejected", code, message or "rejected by Spotzee"), json.loads(item.body))
+                self.result.add_failure(_failure(item, "rejected", code, message or "rejected by Spotzee"), json.loads(item.body))
         if transient:
             self.result.retries += 1
             await asyncio.sleep(0.2)
@@ -268,12 +268,9 @@ class _Run:
 
     # -------------------------------------------------------------------------------------- outcomes
 
-    def _fail(self, failure: ItemFailure, payload: Any = None) -> None:
-        self.result.add_failure(failure, payload)
-
     def _dead_letter(self, batch: list[Prepared], code: str, message: str) -> None:
         for item in batch:
-            self._fail(_failure(item, "dead_lettered", code, message), json.loads(item.body))
+            self.result.add_failure(_failure(item, "dead_lettered", code, message), json.loads(item.body))
 
     def progress(self, force: bool = False) -> None:
         now = time.monotonic()

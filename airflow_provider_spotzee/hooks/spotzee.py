@@ -63,6 +63,12 @@ def run_sync(make: Callable[[], Awaitable[T]]) -> T:
         return pool.submit(lambda: asyncio.run(make())).result()  # type: ignore[arg-type]
 
 
+def _fraction(name: str, value: float | None) -> float | None:
+    if value is not None and not 0 < value <= 1:
+        raise SpotzeeConfigError(f"{name} must be in (0, 1], got {value!r}")
+    return value
+
+
 class SpotzeeHook(BaseHook):
     """Interact with the Spotzee client API.
 
@@ -98,12 +104,8 @@ class SpotzeeHook(BaseHook):
         self.spotzee_conn_id = spotzee_conn_id
         self._overrides = {"requests_per_second": requests_per_second, "max_in_flight": max_in_flight,
                            "timeout": timeout}
-        if rate_share is not None and not 0 < rate_share <= 1:
-            raise SpotzeeConfigError(f"rate_share must be in (0, 1], got {rate_share!r}")
-        self.rate_share = rate_share
-        if fair_share is not None and not 0 < fair_share <= 1:
-            raise SpotzeeConfigError(f"fair_share must be in (0, 1], got {fair_share!r}")
-        self.fair_share = fair_share
+        self.rate_share = _fraction("rate_share", rate_share)
+        self.fair_share = _fraction("fair_share", fair_share)
         self._async_config: ClientConfig | None = None
 
     # --------------------------------------------------------------------------------------- config

@@ -525,23 +525,29 @@ class _FailureSpill:
 
     def _cut_to_committed(self) -> None:
         earlier = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 - closed below or by __exit__
-        with self.target.open("r") as handle:
-            for line in handle:
-                try:
-                    entry = json.loads(line) if line.strip() else None
-                except ValueError:  # the torn last line of a killed try: not committed, sent again
-                    entry = None
-                if entry is not None and self.start_index and entry.get("index", -1) < self.start_index:
-                    earlier.write(line if line.endswith("\n") else line + "\n")
-                    self._kept += 1
-                    if len(self._earlier) < self.keep:
-                        self._earlier.append({k: v for k, v in entry.items() if k != "payload"})
+        if self.start_index:  # a try from the start keeps nothing: the file is not even read
+            for line, entry in self._committed_lines():
+                earlier.write(line if line.endswith("\n") else line + "\n")
+                self._kept += 1
+                if len(self._earlier) < self.keep:
+                    self._earlier.append({k: v for k, v in entry.items() if k != "payload"})
         if not self._local:
             self._earlier_file = earlier
             return
         with earlier, self.target.open("w") as out:
             earlier.seek(0)
             shutil.copyfileobj(earlier, out)
+
+    def _committed_lines(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """The earlier tries' lines (and what they hold) for records before ``start_index``."""
+        with self.target.open("r") as handle:
+            for line in handle:
+                try:
+                    entry = json.loads(line) if line.strip() else None
+                except ValueError:  # the torn last line of a killed try: not committed, sent again
+                    continue
+                if entry is not None and entry.get("index", -1) < self.start_index:
+                    yield line, entry
 
     def __enter__(self) -> Self:
         return self
