@@ -12,9 +12,10 @@ from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import Any, TypeVar
 
+from airflow_provider_spotzee.api_facts import MAX_BATCH_SIZE
+
 T = TypeVar("T")
 
-MAX_BATCH_SIZE = 100
 KEY_PREFIX = "spz1"
 
 

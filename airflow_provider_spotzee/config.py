@@ -6,39 +6,25 @@ The sync hook, the async hook (triggers) and the emulator helpers all go through
 
 from __future__ import annotations
 
-import datetime as dt
 import ipaddress
 import json
 import logging
-import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from airflow_provider_spotzee.api_facts import CURRENT_API_VERSION, PLANS, is_api_version
 from airflow_provider_spotzee.exceptions import SpotzeeConfigError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://apix.spotzee.com/api/client"
 DEFAULT_PATH = "/api/client"
-CURRENT_API_VERSION = "2026-04-28"
 CLIENT_TYPE = "sdk-python"
 
 Plan = Literal["starter", "professional", "enterprise"]
 
 
-@dataclass(frozen=True)
-class PlanBudget:
-    read_rps: float
-    write_rps: float
-    burst: float
-
-
-PLANS: dict[str, PlanBudget] = {
-    "starter": PlanBudget(read_rps=200, write_rps=100, burst=1.5),
-    "professional": PlanBudget(read_rps=1000, write_rps=500, burst=1.5),
-    "enterprise": PlanBudget(read_rps=5000, write_rps=2500, burst=2.0),
-}
 
 #: Extras a spotzee connection understands. Anything else is ignored with a warning (never sent).
 KNOWN_EXTRAS = frozenset(
@@ -62,10 +48,6 @@ class ClientConfig:
     #: busy too (``1/N`` for N partitions); the pacer never takes less while others are present. ``None``:
     #: unknown, take the share of the key's use this worker already has.
     fair_share: float | None = None
-
-    @property
-    def budget(self) -> PlanBudget:
-        return PLANS[self.plan]
 
 
 def _is_loopback(host: str) -> bool:
@@ -140,11 +122,7 @@ def _api_version(value: Any) -> str:
     if value in (None, ""):
         return CURRENT_API_VERSION
     text = str(value).strip()
-    try:
-        valid = bool(re.fullmatch(r"\d{4}-\d{2}-\d{2}", text)) and dt.date.fromisoformat(text) is not None
-    except ValueError:
-        valid = False
-    if not valid:
+    if not is_api_version(text):
         raise SpotzeeConfigError(f"Spotzee connection extra 'api_version' must be a date such as {CURRENT_API_VERSION}")
     return text
 

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import to_json
 
 from airflow_provider_spotzee import validation as v
+from airflow_provider_spotzee.api_facts import TRANSIENT_ITEM_CODES
 from airflow_provider_spotzee.batching import (
     MAX_BATCH_SIZE,
     canonical_body,
@@ -44,8 +45,6 @@ from airflow_provider_spotzee.transport import RetryableError, SpotzeeTransport
 
 log = logging.getLogger(__name__)
 
-#: Per-item codes Spotzee marks as transient (api-facts.md); every other item code is permanent.
-TRANSIENT_ITEM_CODES = frozenset({"rate_limited", "internal_error", "service_unavailable"})
 RESPONSE_INVALID = "response_invalid"
 PROGRESS_EVERY_SECONDS = 15.0
 

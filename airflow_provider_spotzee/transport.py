@@ -32,6 +32,7 @@ from typing import Any, Self
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
+from airflow_provider_spotzee.api_facts import RATE_WINDOW_SECONDS
 from airflow_provider_spotzee.config import CLIENT_TYPE, ClientConfig
 from airflow_provider_spotzee.exceptions import SpotzeeAPIError, SpotzeeAuthError, SpotzeeConfigError
 
@@ -130,7 +131,7 @@ class Pacer:
     #: Alone on the key it fills the window to this fraction (= its own pacing ceiling).
     ALONE_TARGET = 0.98
     #: The server's sliding window (api-facts: 10 s).
-    WINDOW = 10.0
+    WINDOW = RATE_WINDOW_SECONDS
     #: A worker that has no share yet (a newcomer) still sends this often, so it can grow one.
     MIN_RATE = 1.0
     #: Rates are measured over this many seconds.

@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_provider_spotzee.config import PLANS as CLIENT_PLANS
+from airflow_provider_spotzee.api_facts import PLANS as CLIENT_PLANS
 
 CURRENT_VERSION = "2026-04-28"
 SUPPORTED_VERSIONS = frozenset({"2025-09-15", "2026-01-20", "2026-04-28"})
