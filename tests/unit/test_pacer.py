@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from airflow_provider_spotzee.pacing import Pacer
 from airflow_provider_spotzee.testing.config import PLANS
 from airflow_provider_spotzee.testing.ratelimit import RateLimiter
-from airflow_provider_spotzee.transport import Pacer
 
 STARTER = PLANS["starter"]
 CEILING = STARTER.write  # requests per second
