@@ -133,8 +133,8 @@ class Pacer:
         # Own: exact, over RECENT seconds. Others: their window count over the time this pacer has seen
         # (an overestimate when they started earlier: this pacer then yields), or, once a falling count
         # shows that some of them stopped, what the count did over RECENT seconds plus what left.
-        own_rate = (bisect.bisect_right(sent, now) - bisect.bisect_right(sent, now - self.RECENT))
-        own_rate /= min(self.RECENT, age)
+        own_recent = bisect.bisect_right(sent, now) - bisect.bisect_right(sent, now - self.RECENT)
+        own_rate = own_recent / min(self.RECENT, age)
         others_rate = others / min(self.WINDOW, age)
         then, others_then = history[0]
         span = now - then
