@@ -64,6 +64,19 @@ def identifier(field: str, value: Any) -> str | None:
     return text
 
 
+def echo_identifier(value: Any) -> str | None:
+    """How an item's ``external_id`` / ``anonymous_id`` is named back when the item failed (valid or not):
+    a string or an integer as text, cut at ``MAX_IDENTIFIER_LEN`` characters; anything else is ``None``.
+    The emulator echoes ids in per-item results by this rule and the client reports its own failures by
+    it, so both name a failed record the same way."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return None
+    try:
+        return str(value)[:MAX_IDENTIFIER_LEN]
+    except ValueError:  # an integer too long to print (Python's int-to-str digit limit)
+        return None
+
+
 def require_identity(external_id: str | None, anonymous_id: str | None) -> None:
     if external_id is None and anonymous_id is None:
         raise FieldError("external_id", PARAMETER_MISSING, "external_id or anonymous_id is required")

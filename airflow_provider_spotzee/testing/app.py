@@ -17,9 +17,7 @@ import asyncio
 import hashlib
 import json
 import logging
-import re
 from collections.abc import Awaitable, Callable
-from datetime import date
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -29,6 +27,7 @@ from starlette.requests import Request as StarletteRequest
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from airflow_provider_spotzee.api_facts import is_api_version
 from airflow_provider_spotzee.testing import endpoints
 from airflow_provider_spotzee.testing.clock import iso
 from airflow_provider_spotzee.testing.config import CURRENT_VERSION, SUPPORTED_VERSIONS, EmulatorConfig
@@ -45,7 +44,6 @@ ADMIN_PREFIX = "/__emulator"
 
 _API_PREFIX_B = API_PREFIX.encode()
 _JSON = b"application/json"
-_VERSION_RE = re.compile(rb"^\d{4}-\d{2}-\d{2}$")
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _CURRENT_B = CURRENT_VERSION.encode()
 _SUPPORTED_B = frozenset(v.encode() for v in SUPPORTED_VERSIONS)
@@ -234,7 +232,7 @@ class ClientAPI:
                     out = st.limiter.check(
                         api_key, kind, tier, plan, now, consume=False, enforce=enforce
                     ).headers()
-                    if not _is_date(asked):
+                    if not is_api_version(asked.decode("latin-1")):
                         raise ApiError(
                             "parameter_invalid_format", "Spotzee-Version: must be a YYYY-MM-DD date."
                         )
@@ -413,16 +411,6 @@ class ClientAPI:
             response_headers.append((b"content-length", str(len(payload)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": response_headers})
         await send({"type": "http.response.body", "body": payload if status != 204 else b""})
-
-
-def _is_date(value: bytes) -> bool:
-    if not _VERSION_RE.match(value):
-        return False
-    try:
-        date.fromisoformat(value.decode())
-    except ValueError:
-        return False
-    return True
 
 
 class ConnectionDropped(Exception):

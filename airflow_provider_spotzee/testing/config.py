@@ -10,10 +10,13 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_provider_spotzee.api_facts import CURRENT_API_VERSION, IDEMPOTENCY_TTL_SECONDS
 from airflow_provider_spotzee.api_facts import PLANS as CLIENT_PLANS
 
-CURRENT_VERSION = "2026-04-28"
-SUPPORTED_VERSIONS = frozenset({"2025-09-15", "2026-01-20", "2026-04-28"})
+#: The version the emulator serves by default: the API's current one (``api_facts``).
+CURRENT_VERSION = CURRENT_API_VERSION
+#: The emulator's choice of older versions it also accepts (all behave alike), plus the current one.
+SUPPORTED_VERSIONS = frozenset({"2025-09-15", "2026-01-20", CURRENT_API_VERSION})
 
 DEFAULT_API_KEY = "sk_test_emulator"
 READONLY_API_KEY = "sk_test_readonly"
@@ -23,7 +26,10 @@ PROJECT_ID = 42
 
 @dataclass(frozen=True)
 class Plan:
-    """Request budget of one plan, in requests per second (enforced over a 10 s sliding window)."""
+    """Request budget of one plan, in requests per second (enforced over the API's sliding window).
+
+    The emulator's own type (field names ``read``/``write`` are part of its configuration API, JSON
+    included); the documented numbers come from :data:`airflow_provider_spotzee.api_facts.PLANS`."""
 
     read: float
     write: float
@@ -122,7 +128,7 @@ class EmulatorConfig:
     api_keys: tuple[ApiKey, ...] = field(default_factory=lambda: tuple(default_api_keys()))
     plans: dict[str, Plan] = field(default_factory=lambda: dict(PLANS))
     project_id: int = PROJECT_ID
-    idempotency_ttl_seconds: float = 24 * 3600.0
+    idempotency_ttl_seconds: float = IDEMPOTENCY_TTL_SECONDS
     max_body_bytes: int = 10 * 1024 * 1024
 
     def __post_init__(self) -> None:

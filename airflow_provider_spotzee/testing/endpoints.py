@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
+from airflow_provider_spotzee.api_facts import MAX_BATCH_SIZE
 from airflow_provider_spotzee.testing import items as parse
 from airflow_provider_spotzee.testing.clock import iso
 from airflow_provider_spotzee.testing.contacts import SORT_FIELDS, Contact
@@ -26,7 +27,7 @@ RESOURCE_MISSING = "resource_missing"
 INTERNAL_ERROR = "internal_error"
 
 DEFAULT_LIMIT = 25
-MAX_LIMIT = 100
+MAX_LIMIT = MAX_BATCH_SIZE
 
 
 @dataclass(slots=True)

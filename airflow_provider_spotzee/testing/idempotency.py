@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+from airflow_provider_spotzee.api_facts import MAX_IDEMPOTENCY_KEY_LEN
+
 PROCESSING = "processing"
 COMPLETED = "completed"
 
-MAX_KEY_LENGTH = 255
+MAX_KEY_LENGTH = MAX_IDEMPOTENCY_KEY_LEN
 
 
 class Record:

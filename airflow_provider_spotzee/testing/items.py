@@ -10,9 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_spotzee import validation as v
+from airflow_provider_spotzee.api_facts import MAX_BATCH_SIZE
 from airflow_provider_spotzee.validation import PARAMETER_INVALID_FORMAT, FieldError
 
-MAX_ITEMS = 100
+MAX_ITEMS = MAX_BATCH_SIZE
 
 
 def _require_object(raw: Any) -> dict[str, Any]:
@@ -96,14 +97,8 @@ def subscription_batch_item(raw: Any) -> tuple[int, int, str | None, str | None]
 
 
 def echo_identity(raw: Any) -> tuple[str | None, str | None]:
-    """Best-effort ids of a (possibly invalid) item, for echoing in per-item results."""
+    """Best-effort ids of a (possibly invalid) item, for echoing in per-item results
+    (:func:`airflow_provider_spotzee.validation.echo_identifier`, the rule the client reports by)."""
     if not isinstance(raw, dict):
         return None, None
-    out = []
-    for name in ("external_id", "anonymous_id"):
-        value = raw.get(name)
-        if isinstance(value, bool) or not isinstance(value, (str, int)):
-            out.append(None)
-        else:
-            out.append(str(value))
-    return out[0], out[1]
+    return v.echo_identifier(raw.get("external_id")), v.echo_identifier(raw.get("anonymous_id"))

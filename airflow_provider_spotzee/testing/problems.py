@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 
+from airflow_provider_spotzee.api_facts import TRANSIENT_ITEM_CODES
+
+__all__ = ["CATALOGUE", "PROBLEM_CONTENT_TYPE", "TRANSIENT_ITEM_CODES", "ApiError", "problem_body"]
+
 # code -> (HTTP status, title)
 CATALOGUE: dict[str, tuple[int, str]] = {
     "parameter_invalid_format": (400, "Invalid parameter format"),
@@ -20,9 +24,6 @@ CATALOGUE: dict[str, tuple[int, str]] = {
     "internal_error": (500, "Internal server error"),
     "service_unavailable": (503, "Service unavailable"),
 }
-
-#: Per-item codes a client may retry (in a fresh request); every other item code is permanent.
-TRANSIENT_ITEM_CODES = frozenset({"rate_limited", "internal_error", "service_unavailable"})
 
 PROBLEM_CONTENT_TYPE = b"application/problem+json"
 DOCS_ERRORS = "https://docs.spotzee.com/errors/"

@@ -1,6 +1,7 @@
 """Per-key sliding-window rate limiter (reads and writes budgeted separately).
 
-A request is refused when the number of accepted requests in the last 10 s is at least ``10 × rps``,
+A request is refused when the number of accepted requests in the last window (``api_facts.RATE_WINDOW_SECONDS``,
+10 s) is at least ``window × rps``,
 or the number in the last 1 s is at least ``burst × rps``. Refused requests are not counted. Each
 (key, kind) keeps two deques of timestamps, so a check is amortised O(1).
 """
@@ -11,9 +12,10 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
+from airflow_provider_spotzee.api_facts import RATE_WINDOW_SECONDS
 from airflow_provider_spotzee.testing.config import Plan
 
-WINDOW_SECONDS = 10.0
+WINDOW_SECONDS = RATE_WINDOW_SECONDS
 BURST_SECONDS = 1.0
 
 
