@@ -53,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="delay before PATCH /users items become visible (default 0.5)",
     )
+    p.add_argument(
+        "--numeric-user-ids-first",
+        action="store_true",
+        help="read an all-digit {userId} in a path as a numeric contact id first (default: external_id first)",
+    )
     p.add_argument("--seed", type=int, default=0, help="fault-injection seed (default 0)")
     p.add_argument("--api-key", default=DEFAULT_API_KEY, help="the read+write key (default sk_test_emulator)")
     faults = p.add_argument_group("fault injection")
@@ -94,6 +99,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         async_delay_seconds=args.async_delay,
         seed=args.seed,
         api_keys=tuple(keys),
+        numeric_user_ids_first=args.numeric_user_ids_first,
         faults=FaultConfig(
             error_rate=args.error_rate,
             drop_after_apply_rate=args.drop_after_apply_rate,

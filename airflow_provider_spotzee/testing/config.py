@@ -118,6 +118,11 @@ class EmulatorConfig:
 
     ``plans`` lets tests add a custom (e.g. tiny) plan next to the three documented ones; ``plan`` names
     the plan used by keys whose own ``plan`` is ``None``.
+
+    ``numeric_user_ids_first``: a path ``{userId}`` made only of ASCII digits (``GET /users/{userId}``,
+    ``PATCH /users/{userId}/subscriptions``) is looked up as a numeric contact id first, then as an
+    external_id. Off by default: the external_id is tried first (Spotzee's pages do not say which wins;
+    the switch lets a client be tested against both readings).
     """
 
     plan: str = "starter"
@@ -130,6 +135,7 @@ class EmulatorConfig:
     project_id: int = PROJECT_ID
     idempotency_ttl_seconds: float = IDEMPOTENCY_TTL_SECONDS
     max_body_bytes: int = 10 * 1024 * 1024
+    numeric_user_ids_first: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.faults, dict):
@@ -153,8 +159,9 @@ class EmulatorConfig:
             raise ValueError("at least one API key is required")
         if isinstance(self.async_delay_seconds, bool) or not self.async_delay_seconds >= 0:
             raise ValueError("async_delay_seconds must be >= 0")
-        if not isinstance(self.rate_limits, bool):
-            raise ValueError("rate_limits must be a boolean")  # noqa: TRY004 - a config value error
+        for name in ("rate_limits", "numeric_user_ids_first"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be a boolean")  # noqa: TRY004 - a config value error
 
     @property
     def api_key(self) -> str:
@@ -194,6 +201,7 @@ class EmulatorConfig:
             "project_id": self.project_id,
             "idempotency_ttl_seconds": self.idempotency_ttl_seconds,
             "max_body_bytes": self.max_body_bytes,
+            "numeric_user_ids_first": self.numeric_user_ids_first,
         }
 
     def public_dict(self) -> dict[str, Any]:

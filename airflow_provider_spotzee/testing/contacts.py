@@ -130,10 +130,15 @@ class ContactStore:
             return self.by_anonymous.get(anonymous_id)
         return None
 
-    def resolve(self, user_id: str) -> Contact | None:
-        """``{userId}`` in a path: an external_id, else (all digits) a numeric contact id."""
+    def resolve(self, user_id: str, numeric_first: bool = False) -> Contact | None:
+        """``{userId}`` in a path: an external_id, else (ASCII digits only) a numeric contact id. With
+        ``numeric_first`` an all-digit ``userId`` is read as a numeric id first, then as an external_id."""
+        numeric = user_id.isascii() and user_id.isdigit() and len(user_id) < 19
+        if numeric_first and numeric:
+            c = self.by_id.get(int(user_id))
+            return c if c is not None else self.by_external.get(user_id)
         c = self.by_external.get(user_id)
-        if c is None and user_id.isdigit() and len(user_id) < 19:
+        if c is None and numeric:
             c = self.by_id.get(int(user_id))
         return c
 

@@ -98,7 +98,7 @@ def upsert_batch(st: EmulatorState, items: list[Any], req: Request) -> Result:
 
 
 def get_user(st: EmulatorState, req: Request) -> Result:
-    c = st.contacts.resolve(req.user_id or "")
+    c = st.contacts.resolve(req.user_id or "", st.config.numeric_user_ids_first)
     if c is None:
         raise ApiError(RESOURCE_MISSING, "No contact with that id or external_id.")
     return 200, c.to_dict(st.config.project_id), []
@@ -242,7 +242,7 @@ def toggle_user_subscriptions(st: EmulatorState, items: list[Any], req: Request)
             toggles.append(parse.toggle_item(raw))
         except FieldError as exc:
             raise ApiError(exc.code, f"[{index}].{exc.field}: {exc.message}") from None
-    c = st.contacts.resolve(req.user_id or "")
+    c = st.contacts.resolve(req.user_id or "", st.config.numeric_user_ids_first)
     if c is None:
         raise ApiError(RESOURCE_MISSING, "No contact with that id or external_id.")
     ts = iso(req.now)

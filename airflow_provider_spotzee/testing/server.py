@@ -372,7 +372,8 @@ class SpotzeeEmulator:
         return self._get("/config")
 
     def configure(self, **changes: Any) -> dict[str, Any]:
-        """Change ``plan``, ``async_delay_seconds``, ``rate_limits`` (or ``plans``, ``idempotency_ttl_seconds``)."""
+        """Change ``plan``, ``async_delay_seconds``, ``rate_limits`` (or ``plans``, ``idempotency_ttl_seconds``,
+        ``numeric_user_ids_first``)."""
         return self._post("/config", changes)
 
     def clock(self) -> dict[str, Any]:

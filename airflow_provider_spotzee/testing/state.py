@@ -22,7 +22,9 @@ from airflow_provider_spotzee.testing.stats import Stats
 from airflow_provider_spotzee.validation import FieldError
 
 #: settings ``POST /__emulator/config`` may change at run time
-CONFIGURABLE = frozenset({"plan", "async_delay_seconds", "rate_limits", "plans", "idempotency_ttl_seconds"})
+CONFIGURABLE = frozenset(
+    {"plan", "async_delay_seconds", "rate_limits", "plans", "idempotency_ttl_seconds", "numeric_user_ids_first"}
+)
 
 Upsert = tuple[str | None, str | None, dict[str, Any], dict[str, Any] | None]
 
@@ -43,7 +45,7 @@ class EmulatorState:
         self.idempotency = IdempotencyStore(config.idempotency_ttl_seconds)
         self.faults = FaultInjector(faults or config.faults, config.seed, self.clock.now())
         self.stats = Stats()
-        self._pending: list[tuple[float, int, Upsert, str | None]] = []
+        self._pending: list[tuple[float, int, Upsert, str]] = []
         self._pending_seq = itertools.count()
 
     # -- lifecycle -----------------------------------------------------------------------------------
