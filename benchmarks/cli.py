@@ -20,6 +20,7 @@ from typing import Any
 from benchmarks.common import (
     RESULTS_DIR,
     ROOT,
+    Log,
     Row,
     code_state,
     dump_json,
@@ -78,13 +79,20 @@ def markdown(rows: list[Row]) -> str:
     return "\n".join(out)
 
 
+def _prefixed(log: Log, name: str) -> Log:
+    def scenario_log(message: str) -> None:
+        log(f"{name}: {message}")
+
+    return scenario_log
+
+
 def _run(names: list[str], sizes: Any, log: Any, rows: list[Row], details: dict[str, Any],
          errors: dict[str, str], timings: dict[str, float]) -> None:
     for name in names:
         log(f"== {name}")
         t0 = time.perf_counter()
         try:
-            result = SCENARIOS[name](sizes, lambda m, n=name: log(f"{n}: {m}"))
+            result = SCENARIOS[name](sizes, _prefixed(log, name))
         except Exception as exc:  # noqa: BLE001 - report and go on: one broken scenario must not hide the others
             errors[name] = "".join(traceback.format_exception(exc))
             log(f"{name} FAILED: {type(exc).__name__}: {exc}")

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,12 +20,37 @@ from typing import Any
 import httpx
 import psutil
 
+from airflow_provider_spotzee.api_facts import MAX_BATCH_SIZE
 from airflow_provider_spotzee.testing import EmulatorConfig, FaultConfig, SpotzeeEmulator, start_emulator
+from airflow_provider_spotzee.testing.crm import SEED_DAY
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+RESULTS_DIR = Path(__file__).resolve().parent / "results"  # not in git: made by the first writer
 USERS_BATCH_LABEL = "POST /users/batch"
-ITEMS_PER_REQUEST = 100
+ITEMS_PER_REQUEST = MAX_BATCH_SIZE
+#: How a scenario reports progress: one line, prefixed with the run's elapsed time by the CLI.
+Log = Callable[[str], None]
+
+
+def results_path(name: str) -> Path:
+    """``benchmarks/results/NAME``, creating the folder (a fresh clone has none; any scenario may run alone)."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    return RESULTS_DIR / name
+
+
+class WrongItemCount(RuntimeError):
+    """A scenario moved no items, or not the number it set out to move: it has no figure to report."""
+
+
+def expect_items(what: str, moved: int, expected: int | None = None, *, partial_ok: bool = False) -> int:
+    """Fail the scenario unless ``moved == expected`` (or, with ``partial_ok``, ``0 < moved <= expected``:
+    a phase stopped by its deadline). Zero is never a figure: a run that read nothing raises."""
+    if moved <= 0:
+        raise WrongItemCount(f"{what}: moved no items (expected {expected if expected is not None else 'some'}); "
+                             "a scenario that reads nothing has no figure")
+    if expected is not None and (moved > expected if partial_ok else moved != expected):
+        raise WrongItemCount(f"{what}: moved {moved:,} items, expected {'at most ' if partial_ok else ''}{expected:,}")
+    return moved
 
 # ------------------------------------------------------------------------------------------- records
 
@@ -70,7 +95,7 @@ def crm_row(i: int) -> dict[str, Any]:
     u = user(i)
     return {"id": i, "email_address": u["email"], "phone_e164": u["phone"], "locale": u["locale"],
             "timezone": u["timezone"], "first_name": u["data"]["first_name"],
-            "last_name": u["data"]["last_name"], "updated_at": "2026-11-24 10:00:00"}
+            "last_name": u["data"]["last_name"], "updated_at": f"{SEED_DAY} 10:00:00"}
 
 
 def users(start: int, n: int, *, deadline: float | None = None, distinct: int | None = None,

@@ -1,6 +1,6 @@
 """Child process for scenarios 4 and 6: the example DAG through real Airflow, and the hook alone.
 
-    python -m benchmarks.dag_child dag  --out FILE [--dag-id spotzee_crm_sync] [--logical-date 2026-11-25]
+    python -m benchmarks.dag_child dag  --out FILE [--dag-id spotzee_crm_sync] [--logical-date SEED_RUN_DATE]
     python -m benchmarks.dag_child hook --out FILE --crm CRM.db --start ISO --end ISO --namespace NS
 
 Both run with the environment :func:`benchmarks.dagbench.airflow_env` builds (a private AIRFLOW_HOME, the
@@ -31,9 +31,11 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_spotzee.testing.crm import SEED_RUN_DATE
 from benchmarks.rss import PeakRss, mb, rss
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -178,7 +180,7 @@ def run_hook(args: argparse.Namespace) -> dict[str, Any]:
     hook = SpotzeeHook(task.spotzee_conn_id)
     _ = hook.config  # the connection is resolved before the clock starts
 
-    def records(db: sqlite3.Connection):
+    def records(db: sqlite3.Connection) -> Iterator[dict[str, Any]]:
         cursor = db.execute(f"SELECT * FROM {table} WHERE {c} >= ? AND {c} < ? ORDER BY {c}, {k}",
                             (args.start, args.end))
         names = [d[0] for d in cursor.description]
@@ -212,7 +214,8 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--dag-id", default=DAG_ID)
     parser.add_argument("--task-id", default=TASK_ID)
-    parser.add_argument("--logical-date", default="2026-11-25")
+    parser.add_argument("--logical-date", default=SEED_RUN_DATE,
+                        help="a manual run's logical date; the default's data interval is the day seed_crm fills")
     parser.add_argument("--crm")
     parser.add_argument("--start", help="data interval start, as the CRM stores it")
     parser.add_argument("--end")

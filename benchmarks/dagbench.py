@@ -6,6 +6,9 @@ from the demo: the emulator configuration (see ``DAG_PLAN``), no injected faults
 from one ``airflow db migrate`` per :class:`DagBench` (its ``airflow.db`` is copied into each new home,
 with ``sql_alchemy_conn`` pointing at the copy, so every run starts from a just-migrated database).
 
+Every run is checked against what was seeded: every row extracted (or, for the hook, submitted), one
+send per good row, one contact per good row in the emulator; otherwise the scenario fails (no figure).
+
 Every child process runs in its own session and is killed (by its process group id) on a timeout or an
 error; temporary directories go when the :class:`DagBench` closes.
 """
@@ -28,13 +31,13 @@ from pathlib import Path
 from typing import Any
 
 from airflow_provider_spotzee.testing import SpotzeeEmulator
-from airflow_provider_spotzee.testing.crm import seed_crm
-from benchmarks.common import ROOT
+from airflow_provider_spotzee.testing.crm import SEED_DAY, SEED_RUN_DATE, seed_crm
+from benchmarks.common import ROOT, expect_items
 
 DAG_ID = "spotzee_crm_sync"
 TASK_ID = "upsert_users"
-LOGICAL_DATE = "2026-11-25"  # data interval [2026-11-24, 2026-11-25): the day seed_crm fills
-INTERVAL = ("2026-11-24 00:00:00", "2026-11-25 00:00:00")
+LOGICAL_DATE = SEED_RUN_DATE  # a manual run of this date has the data interval [SEED_DAY, SEED_DAY + 1)
+INTERVAL = (f"{SEED_DAY} 00:00:00", f"{SEED_DAY + dt.timedelta(days=1)} 00:00:00")  # as the CRM stores times
 #: Memory and Airflow overhead are measured here, not the rate ceiling: Professional (500 write req/s,
 #: i.e. 50,000 items/s, far above what one client process reaches on this machine, so it never paces)
 #: and 10 ms of latency, no faults. 1M rows then take ~1.5 to 3 minutes depending on the machine's load.
@@ -122,6 +125,7 @@ class DagBench:
         self.work = Path(tempfile.mkdtemp(prefix="spotzee-dagbench-"))
         self._template: Path | None = None
         self._homes = 0
+        self.seeded: dict[Path, dict[str, int]] = {}
 
     def __enter__(self) -> DagBench:  # noqa: PYI034
         return self
@@ -134,7 +138,16 @@ class DagBench:
     def seed(self, rows: int, bad_ratio: float = 0.02) -> tuple[Path, dict[str, int]]:
         """``seed_crm`` with its defaults (``bad_ratio`` 0.02, as the demo) unless told otherwise."""
         path = self.work / f"crm-{rows}-{bad_ratio}.db"
-        return path, seed_crm(path, rows, bad_ratio=bad_ratio)
+        kinds = self.seeded[path] = seed_crm(path, rows, day=SEED_DAY, bad_ratio=bad_ratio)
+        return path, kinds
+
+    def check(self, what: str, crm: Path, emu: SpotzeeEmulator, read: int, sent: int) -> None:
+        """Fail unless ``read`` is every row seeded in ``crm``, ``sent`` every good one, and the emulator
+        holds one contact per good row (its ledger is per emulator reset)."""
+        kinds = self.seeded[crm]
+        expect_items(f"{what}: rows read", read, sum(kinds.values()))
+        expect_items(f"{what}: rows sent", sent, kinds["good"])
+        expect_items(f"{what}: contacts in the emulator", emu.ledger_summary()["contacts"], kinds["good"])
 
     def _migrated(self) -> Path:
         if self._template is None:
@@ -177,6 +190,7 @@ class DagBench:
         if proc["returncode"] != 0 or not result.get("summary"):
             raise RuntimeError(f"the DAG run failed ({proc}, run state {result.get('run_state')}); log tail:\n"
                                + (home / "dag_child.log").read_text()[-3000:])
+        self.check("dag.test", crm, emu, result["summary"]["extracted"], result["summary"]["sent_ok"])
         return result
 
     def hook_alone(self, emu: SpotzeeEmulator, crm: Path, namespace: str, timeout: float) -> dict[str, Any]:
@@ -191,10 +205,11 @@ class DagBench:
             raise RuntimeError(f"hook child failed ({proc}); log tail:\n" + (home / "hook_child.log").read_text()[-3000:])
         result = json.loads(out.read_text())
         result["process"] = proc
+        self.check("hook alone", crm, emu, result["submitted"], result["succeeded"])
         return result
 
     def dags_test_cli(self, emu: SpotzeeEmulator, crm: Path, timeout: float) -> dict[str, Any]:
-        """``airflow dags test spotzee_crm_sync 2026-11-25`` in a fresh home, as the demo runs it."""
+        """``airflow dags test spotzee_crm_sync LOGICAL_DATE`` in a fresh home, as the demo runs it."""
         home = self.fresh_home()
         log_path = home / "dags_test.log"
         proc = run_measured([AIRFLOW_BIN, "dags", "test", DAG_ID, LOGICAL_DATE], airflow_env(home, crm, emu),
@@ -203,6 +218,7 @@ class DagBench:
         summary = summary_from_log(text)
         if proc["returncode"] != 0 or summary is None:
             raise RuntimeError(f"airflow dags test failed ({proc}); log tail:\n{text[-3000:]}")
+        self.check("airflow dags test", crm, emu, summary["extracted"], summary["sent_ok"])
         tis = task_instances(home / "airflow.db")
         task = tis.get(TASK_ID, {})
         out: dict[str, Any] = {"process": proc, "wall_s": proc["wall_s"], "summary": summary,

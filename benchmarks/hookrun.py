@@ -1,4 +1,8 @@
-"""Measured runs against an emulator: the hook, a raw async client (emulator capacity) and a naive loop."""
+"""Measured runs against an emulator: the hook, a raw async client (emulator capacity) and a naive loop.
+
+Each run checks that it moved what it set out to (every user it fed, or all it fed before its deadline;
+none failed; the emulator holds exactly that many contacts) and raises otherwise: no figure from nothing.
+Each expects a freshly reset emulator (``benchmarks.common.emulator``)."""
 
 from __future__ import annotations
 
@@ -11,7 +15,23 @@ import httpx
 
 from airflow_provider_spotzee.hooks.spotzee import SpotzeeHook
 from airflow_provider_spotzee.testing import SpotzeeEmulator
-from benchmarks.common import ITEMS_PER_REQUEST, CpuMeter, GcPauses, StatsSampler, fresh_range, user, users
+from benchmarks.common import (
+    ITEMS_PER_REQUEST,
+    CpuMeter,
+    GcPauses,
+    StatsSampler,
+    expect_items,
+    fresh_range,
+    user,
+    users,
+)
+
+
+def _check(what: str, emu: SpotzeeEmulator, n: int, submitted: int, succeeded: int) -> int:
+    """All of the ``n`` users (or those fed before the deadline) sent and accepted, and in the emulator."""
+    expect_items(f"{what}: users submitted", submitted, n, partial_ok=True)
+    expect_items(f"{what}: users accepted", succeeded, submitted)
+    return expect_items(f"{what}: contacts in the emulator", emu.ledger_summary()["contacts"], succeeded)
 
 
 def run_hook(emu: SpotzeeEmulator, n: int, *, deadline_s: float, namespace: str,
@@ -24,6 +44,7 @@ def run_hook(emu: SpotzeeEmulator, n: int, *, deadline_s: float, namespace: str,
     with StatsSampler(emu) as sampler, CpuMeter(emu.pid) as cpu, GcPauses() as gcp:
         result = hook.upsert_users(users(start, n, deadline=deadline, distinct=distinct),
                                    idempotency_namespace=namespace)
+    _check(f"hook.upsert_users ({namespace})", emu, n, result.submitted, result.succeeded)
     totals = sampler.totals()
     return {
         "users_requested": n,
@@ -78,6 +99,7 @@ def run_raw_capacity(emu: SpotzeeEmulator, n: int, *, deadline_s: float, concurr
     deadline = time.monotonic() + deadline_s
     with StatsSampler(emu) as sampler, CpuMeter(emu.pid) as cpu:
         sent = asyncio.run(_raw_async(emu.base_url, emu.api_key, bodies, concurrency, deadline))
+    _check("raw async client", emu, n, sent, sent)
     return {
         "concurrency": concurrency,
         "submitted": sent,
@@ -110,6 +132,7 @@ def run_naive(emu: SpotzeeEmulator, n: int, *, deadline_s: float) -> dict[str, A
                 time.sleep(float(response.headers.get("retry-after", "1")))
             response.raise_for_status()
             sent += len(batch)
+    _check("naive loop", emu, n, sent, sent)
     return {
         "submitted": sent,
         "requests": requests,

@@ -30,7 +30,7 @@ def main() -> None:
     me = psutil.Process()
     hook = SpotzeeHook()
     # Warm up every import and lazily built schema on 200 users outside the measured range.
-    hook.upsert_users(users(args.start + args.users, 200), idempotency_namespace="mem-warmup")
+    warmup = hook.upsert_users(users(args.start + args.users, 200), idempotency_namespace="mem-warmup")
     gc.collect()
     base = me.memory_info().rss
     hwm_reset = reset_peak()
@@ -56,6 +56,7 @@ def main() -> None:
         "users_requested": args.users,
         "submitted": result.submitted,
         "succeeded": result.succeeded,
+        "warmup_succeeded": warmup.succeeded,
         "elapsed_s": round(elapsed, 2),
         "items_per_s": round(result.submitted / elapsed, 1),
         "rss_before_mb": round(base / 2**20, 1),

@@ -4,8 +4,13 @@ Not ``airflow dags test`` (one task at a time) but the way users scale out: a Po
 database, ``airflow api-server`` (the execution API the tasks talk to), ``airflow dag-processor`` and
 ``airflow scheduler`` with the LocalExecutor (parallelism 16), each its own process, all on 127.0.0.1.
 The example DAG ``spotzee_crm_sync_partitioned`` with ``partitions(8)`` (all in ``default_pool``)
-syncs a seeded SQLite CRM to the emulator (Starter budget, 50 ms latency, own process). The scheduler
-creates the run itself when the DAG is unpaused (data interval = the seeded day).
+syncs a seeded SQLite CRM to the emulator (Starter budget, 50 ms latency, own process). The run is the one a
+user makes for a past day: ``airflow backfill create --from-date D --to-date D`` for the seeded day ``D``
+(:data:`~airflow_provider_spotzee.testing.crm.SEED_DAY`), so its data interval is that day whatever today's
+date is. The scheduler makes no runs of its own (``[scheduler] use_job_schedule = False``): with
+``catchup=False`` it would add a run for the latest interval, which holds no seeded rows, beside the
+measured one. The scenario fails unless the partitions extracted every seeded row and the emulator holds
+one contact per good row.
 
 ``scheduler_overhead`` runs the single-task ``spotzee_crm_sync`` the same way, on 100,000 rows, and
 compares the task's duration with the hook alone on the same rows (scenario 6 without ``dags test``).
@@ -18,6 +23,7 @@ answered 429, and from the metadata database when each mapped task started and e
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
 import secrets
@@ -34,10 +40,20 @@ from typing import Any
 
 import httpx
 
-from airflow_provider_spotzee.config import PLANS
-from airflow_provider_spotzee.testing.crm import seed_crm
+from airflow_provider_spotzee.api_facts import PLANS
+from airflow_provider_spotzee.testing.crm import SEED_DAY, seed_crm
 from airflow_provider_spotzee.testing.postgres import PostgresServer, postgres_server, server_binaries
-from benchmarks.common import ITEMS_PER_REQUEST, ROOT, Row, ScenarioResult, StatsSampler, emulator
+from benchmarks.common import (
+    ITEMS_PER_REQUEST,
+    Log,
+    Row,
+    ScenarioResult,
+    StatsSampler,
+    emulator,
+    expect_items,
+    results_path,
+)
+from benchmarks.sizes import Sizes
 
 DAG_ID = "spotzee_crm_sync_partitioned"
 PARTITIONS = 8
@@ -66,6 +82,8 @@ def _env(home: Path, crm: Path, pg: PostgresServer, emu: Any, api_port: int) -> 
         "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
         "AIRFLOW__API__SECRET_KEY": secrets.token_hex(32),
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+        # only the backfill run of the seeded day: no scheduled run of the latest (empty) interval beside it
+        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
         "SPOTZEE_EXAMPLE_PARTITIONS": str(PARTITIONS),
         "NO_PROXY": "127.0.0.1,localhost",
@@ -120,29 +138,27 @@ def _wait_http(url: str, deadline: float, procs: list[subprocess.Popen[bytes]]) 
     raise TimeoutError(f"{url} did not answer")
 
 
-def _wait_run(pg: PostgresServer, dag_id: str, deadline: float, procs: list[subprocess.Popen[bytes]],
-              log) -> tuple[str, str]:
+def _wait_run(pg: PostgresServer, dag_id: str, run_id: str, deadline: float,
+              procs: list[subprocess.Popen[bytes]], log: Log) -> str:
     state, last = "none", ""
     while time.monotonic() < deadline:
         if any(p.poll() is not None for p in procs):
             raise RuntimeError("an Airflow component exited during the run; see its log")
-        runs = _query(pg, "SELECT run_id, state FROM dag_run WHERE dag_id = %s ORDER BY id", dag_id)
-        if runs:
-            run_id, state = runs[-1]
-            tis = _query(pg, "SELECT state, count(*) FROM task_instance WHERE dag_id = %s AND run_id = %s "
-                             "GROUP BY state ORDER BY state", dag_id, run_id)
-            now = ", ".join(f"{s}={n}" for s, n in tis)
-            if now != last:
-                log(f"run {run_id}: {state}; tasks {now}")
-                last = now
-            if state in ("success", "failed"):
-                return run_id, state
+        (state,), = _query(pg, "SELECT state FROM dag_run WHERE dag_id = %s AND run_id = %s", dag_id, run_id)
+        tis = _query(pg, "SELECT state, count(*) FROM task_instance WHERE dag_id = %s AND run_id = %s "
+                         "GROUP BY state ORDER BY state", dag_id, run_id)
+        now = ", ".join(f"{s}={n}" for s, n in tis)
+        if now != last:
+            log(f"run {run_id}: {state}; tasks {now}")
+            last = now
+        if state in ("success", "failed"):
+            return state
         time.sleep(1.0)
     raise TimeoutError(f"the DAG run did not finish in time (last state {state})")
 
 
 @contextlib.contextmanager
-def _deployment(work: Path, crm: Path, emu: Any, dag_id: str, log) -> Iterator[tuple[PostgresServer, dict[str, str],
+def _deployment(work: Path, crm: Path, emu: Any, dag_id: str, log: Log) -> Iterator[tuple[PostgresServer, dict[str, str],
                                                                                      list[subprocess.Popen[bytes]]]]:
     """PostgreSQL, ``db migrate``, then api-server, dag-processor and scheduler, until ``dag_id`` is parsed."""
     if server_binaries() is None:
@@ -167,34 +183,77 @@ def _deployment(work: Path, crm: Path, emu: Any, dag_id: str, log) -> Iterator[t
         finally:
             keep = work / "scheduler.log"
             if keep.exists():
-                shutil.copyfile(keep, ROOT / "benchmarks" / "results" / f"{dag_id}-scheduler.log")
+                shutil.copyfile(keep, results_path(f"{dag_id}-scheduler.log"))
 
 
-def _unpause_and_wait(env: dict[str, str], pg: PostgresServer, dag_id: str, timeout: float,
-                      procs: list[subprocess.Popen[bytes]], log) -> tuple[str, str]:
+def _backfill(env: dict[str, str], pg: PostgresServer, dag_id: str, day: dt.date, log: Log) -> str:
+    """``airflow backfill create`` for ``day`` (the DAG still paused: nothing runs yet); the run's id, after
+    checking that its data interval is exactly ``[day, day + 1)``."""
+    done = subprocess.run([_airflow(), "backfill", "create", "--dag-id", dag_id, "--from-date", day.isoformat(),
+                           "--to-date", day.isoformat()], env=env, capture_output=True, text=True, timeout=300,
+                          check=False)
+    if done.returncode:
+        raise RuntimeError(f"airflow backfill create failed ({done.returncode}): {(done.stdout + done.stderr)[-2000:]}")
+    runs = _query(pg, "SELECT run_id, data_interval_start, data_interval_end FROM dag_run WHERE dag_id = %s",
+                  dag_id)
+    want = (dt.datetime.combine(day, dt.time(), dt.UTC),
+            dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC))
+    if len(runs) != 1 or tuple(runs[0][1:]) != want:
+        raise RuntimeError(f"expected one run of {dag_id} with data interval {want[0]} to {want[1]} (the seeded "
+                           f"day), found {runs}")
+    log(f"backfill of {day}: run {runs[0][0]}, data interval {want[0]:%Y-%m-%d %H:%M} to {want[1]:%Y-%m-%d %H:%M}")
+    return runs[0][0]
+
+
+def _unpause_and_wait(env: dict[str, str], pg: PostgresServer, dag_id: str, run_id: str, timeout: float,
+                      procs: list[subprocess.Popen[bytes]], log: Log) -> str:
     subprocess.run([_airflow(), "dags", "unpause", dag_id], env=env, check=True, capture_output=True, timeout=300)
-    log("unpaused; the scheduler creates the run for the seeded day")
-    return _wait_run(pg, dag_id, time.monotonic() + timeout, procs, log)
+    log("unpaused; the scheduler starts the backfill run")
+    return _wait_run(pg, dag_id, run_id, time.monotonic() + timeout, procs, log)
 
 
-def scaleout(sizes: Any, log) -> ScenarioResult:
+def _xcom_values(pg: PostgresServer, dag_id: str, run_id: str, task_id: str) -> list[dict[str, Any]]:
+    """The ``return_value`` XComs of ``task_id`` in the run (one per map index), as dicts."""
+    rows = _query(pg, "SELECT value FROM xcom WHERE dag_id = %s AND run_id = %s AND task_id = %s AND "
+                      "key = 'return_value' ORDER BY map_index", dag_id, run_id, task_id)
+    return [value if isinstance(value, dict) else json.loads(value) for (value,) in rows]
+
+
+def _check_moved(what: str, state: str, summaries: list[dict[str, Any]], seeded: dict[str, int],
+                 ledger: dict[str, Any], log_name: str) -> None:
+    """The run read every seeded row and the emulator holds one contact per good row, or the scenario fails."""
+    if state != "success":
+        raise RuntimeError(f"{what}: the run ended {state}; see benchmarks/results/{log_name}")
+    rows = sum(seeded.values())
+    expect_items(f"{what}: rows extracted", sum(s["extracted"] for s in summaries), rows)
+    expect_items(f"{what}: rows sent", sum(s["sent_ok"] for s in summaries), seeded["good"])
+    expect_items(f"{what}: contacts in the emulator", ledger["contacts"], seeded["good"])
+
+
+def scaleout(sizes: Sizes, log: Log) -> ScenarioResult:
     out = ScenarioResult()
     rows = sizes.scaleout_rows
     work = Path(tempfile.mkdtemp(prefix="spotzee-scaleout-"))
     try:
         crm = work / "crm.db"
         log(f"seeding a {rows:,}-row SQLite CRM")
-        seeded = seed_crm(crm, rows)
+        seeded = seed_crm(crm, rows, day=SEED_DAY)
         with emulator("starter", latency_ms=LATENCY_MS) as emu, \
                 _deployment(work, crm, emu, DAG_ID, log) as (pg, env, procs):
+            run_id = _backfill(env, pg, DAG_ID, SEED_DAY, log)
             with StatsSampler(emu, interval=0.5) as sampler:
                 unpaused = time.perf_counter() - sampler.t0
-                run_id, state = _unpause_and_wait(env, pg, DAG_ID, sizes.scaleout_timeout_s, procs, log)
+                state = _unpause_and_wait(env, pg, DAG_ID, run_id, sizes.scaleout_timeout_s, procs, log)
             tasks = _query(pg, "SELECT map_index, state, start_date, end_date, try_number FROM task_instance "
                                "WHERE dag_id = %s AND run_id = %s AND task_id = 'upsert_users' ORDER BY map_index",
                            DAG_ID, run_id)
+            summaries = _xcom_values(pg, DAG_ID, run_id, "upsert_users")
             ledger = emu.ledger_summary()
+        _check_moved(f"{PARTITIONS} partitions", state, summaries, seeded, ledger, f"{DAG_ID}-scheduler.log")
+        if len(summaries) != PARTITIONS:
+            raise RuntimeError(f"expected {PARTITIONS} partition summaries, found {len(summaries)}")
         out.details.update(_figures(sampler, tasks, seeded, unpaused, state, ledger))
+        out.details["partition_extracted"] = [s["extracted"] for s in summaries]
     finally:
         shutil.rmtree(work, ignore_errors=True)
     d = out.details
@@ -214,7 +273,7 @@ def scaleout(sizes: Any, log) -> ScenarioResult:
     return out
 
 
-def scheduler_overhead(sizes: Any, log) -> ScenarioResult:
+def scheduler_overhead(sizes: Sizes, log: Log) -> ScenarioResult:
     """Scenario 6 on a real worker: the ``upsert_users`` task of ``spotzee_crm_sync`` run by the scheduler
     (LocalExecutor) vs ``SpotzeeHook.upsert_users`` on the same rows, same emulator configuration as
     ``dagoverhead`` (which runs the DAG through ``airflow dags test``). Hook before and after the DAG;
@@ -227,7 +286,7 @@ def scheduler_overhead(sizes: Any, log) -> ScenarioResult:
     hooks: list[dict[str, Any]] = []
     with DagBench() as bench:
         log(f"seeding a {n:,}-row CRM")
-        crm, _ = bench.seed(n)
+        crm, seeded = bench.seed(n)
         log(f"SpotzeeHook.upsert_users on the same rows ({DAG_PLAN}, {DAG_LATENCY_MS:.0f} ms)")
         with emulator(DAG_PLAN, latency_ms=DAG_LATENCY_MS) as emu:
             hooks.append(bench.hook_alone(emu, crm, "bench-sched-hook-0", sizes.dag_timeout_s))
@@ -235,17 +294,19 @@ def scheduler_overhead(sizes: Any, log) -> ScenarioResult:
         try:
             with emulator(DAG_PLAN, latency_ms=DAG_LATENCY_MS) as emu, \
                     _deployment(work, crm, emu, single, log) as (pg, env, procs):
-                run_id, state = _unpause_and_wait(env, pg, single, sizes.dag_timeout_s, procs, log)
+                run_id = _backfill(env, pg, single, SEED_DAY, log)
+                state = _unpause_and_wait(env, pg, single, run_id, sizes.dag_timeout_s, procs, log)
                 (start, end), = _query(pg, "SELECT start_date, end_date FROM task_instance WHERE dag_id = %s "
                                            "AND run_id = %s AND task_id = 'upsert_users'", single, run_id)
-                (value,), = _query(pg, "SELECT value FROM xcom WHERE dag_id = %s AND run_id = %s AND "
-                                       "task_id = 'upsert_users' AND key = 'return_value'", single, run_id)
+                summaries = _xcom_values(pg, single, run_id, "upsert_users")
+                ledger = emu.ledger_summary()
+            _check_moved(single, state, summaries, seeded, ledger, f"{single}-scheduler.log")
         finally:
             shutil.rmtree(work, ignore_errors=True)
         log(f"SpotzeeHook.upsert_users again ({DAG_PLAN}, {DAG_LATENCY_MS:.0f} ms)")
         with emulator(DAG_PLAN, latency_ms=DAG_LATENCY_MS) as emu:
             hooks.append(bench.hook_alone(emu, crm, "bench-sched-hook-1", sizes.dag_timeout_s))
-    summary = value if isinstance(value, dict) else json.loads(value)
+    summary, = summaries
     task_s = round((end - start).total_seconds(), 3)
     exec_s = float(summary["elapsed_seconds"])
     hook_s = min(h["wall_s"] for h in hooks)

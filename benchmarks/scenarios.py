@@ -1,4 +1,7 @@
-"""The scenarios of the performance issue. Each returns rows (figure, same-run baseline, ratio, target)."""
+"""The scenarios of the performance issue. Each returns rows (figure, same-run baseline, ratio, target).
+
+Each scenario can run alone (``--only NAME``) from a fresh clone, and each checks that it moved the items it
+set out to move (``common.expect_items``): a run that sent or read nothing raises, it is not a figure."""
 
 from __future__ import annotations
 
@@ -12,24 +15,27 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from airflow_provider_spotzee import validation as v
+from airflow_provider_spotzee.api_facts import PLANS
 from airflow_provider_spotzee.batching import canonical_body, idempotency_key
-from airflow_provider_spotzee.config import PLANS
 from airflow_provider_spotzee.models import UserUpsert
 from airflow_provider_spotzee.send import USERS_BATCH, Prepared, prepare
 from benchmarks.common import (
     ITEMS_PER_REQUEST,
-    RESULTS_DIR,
     ROOT,
     CpuMeter,
+    Log,
     Row,
     ScenarioResult,
     crm_row,
     emulator,
+    expect_items,
     fresh_range,
+    results_path,
     user,
     users,
 )
@@ -51,7 +57,7 @@ def _strip(d: dict[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------- 1. throughput
 
 
-def throughput(sizes: Sizes, log) -> ScenarioResult:
+def throughput(sizes: Sizes, log: Log) -> ScenarioResult:
     out = ScenarioResult()
     d = out.details
     log("emulator alone (raw async client, rate limits off, 50 ms)")
@@ -105,7 +111,7 @@ def throughput(sizes: Sizes, log) -> ScenarioResult:
 # ----------------------------------------------------------------------------------- 2. naive loop
 
 
-def naive(sizes: Sizes, log) -> ScenarioResult:
+def naive(sizes: Sizes, log: Log) -> ScenarioResult:
     out = ScenarioResult()
     log(f"hook on {sizes.naive_hook_users:,} users (Starter, 50 ms)")
     with emulator("starter", latency_ms=LATENCY_MS) as emu:
@@ -126,7 +132,8 @@ def naive(sizes: Sizes, log) -> ScenarioResult:
 
 
 def _pipeline(records: list[dict[str, Any]], start: int) -> int:
-    """What the send path does per record before the network: validate + serialise, body, key."""
+    """What the send path does per record before the network: validate + serialise, body, key.
+    Returns how many records went into a request body."""
     pending: list[bytes] = []
     keys = 0
     for index, record in enumerate(records, start):
@@ -140,7 +147,7 @@ def _pipeline(records: list[dict[str, Any]], start: int) -> int:
             pending = []
     if pending:
         idempotency_key("bench@end", "POST", "/users/batch", canonical_body(pending))
-    return keys
+    return keys * ITEMS_PER_REQUEST + len(pending)
 
 
 def _json_baseline(records: list[dict[str, Any]]) -> None:
@@ -149,10 +156,13 @@ def _json_baseline(records: list[dict[str, Any]]) -> None:
         json.dumps(records[s:s + ITEMS_PER_REQUEST]).encode()
 
 
-def _time(fn, *args) -> tuple[float, float]:
+def _time(fn: Callable[..., Any], *args: Any) -> tuple[float, float]:
     w, c = time.perf_counter(), time.process_time()
-    fn(*args)
-    return time.perf_counter() - w, time.process_time() - c
+    done = fn(*args)
+    wall, cpu = time.perf_counter() - w, time.process_time() - c
+    if fn is _pipeline:  # every record (all valid) made it into a body
+        expect_items("prepare + body + key", done, len(args[0]))
+    return wall, cpu
 
 
 def _fresh_records(n: int, distinct: int | None = None) -> tuple[int, list[dict[str, Any]]]:
@@ -165,7 +175,7 @@ def _components(n: int) -> dict[str, float]:
     _, recs = _fresh_records(n)
     out: dict[str, float] = {}
 
-    def per(label: str, fn) -> None:
+    def per(label: str, fn: Callable[[], object]) -> None:
         t = time.process_time()
         fn()
         out[label] = round((time.process_time() - t) / n * 1e6, 2)
@@ -191,10 +201,11 @@ def _profile(n: int) -> tuple[list[dict[str, Any]], str]:
     start, recs = _fresh_records(n)
     profiler = cProfile.Profile()
     profiler.enable()
-    _pipeline(recs, start)
+    done = _pipeline(recs, start)
     profiler.disable()
+    expect_items("profiled prepare + body + key", done, n)
     stats = pstats.Stats(profiler)
-    total = stats.total_tt
+    total = stats.total_tt  # type: ignore[attr-defined]
     rows = []
     for (filename, line, func), (cc, nc, tt, ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
         rows.append({"function": func, "where": f"{_short(filename)}:{line}", "ncalls": nc,
@@ -215,7 +226,7 @@ def _short(filename: str) -> str:
     return filename.rsplit("/lib/python", 1)[-1] if "/lib/python" in filename else filename
 
 
-def cpu(sizes: Sizes, log) -> ScenarioResult:
+def cpu(sizes: Sizes, log: Log) -> ScenarioResult:
     out = ScenarioResult()
     # As hook.send does before a send: keep the import-time heap (Airflow: ~200k objects, ~125 ms per
     # full collection here) out of the collector, so a full pass landing in one round is not measured
@@ -239,8 +250,7 @@ def cpu(sizes: Sizes, log) -> ScenarioResult:
     _, hot_json = _time(_json_baseline, recs)
     components = _components(max(1000, sizes.cpu_records // 10))
     profile, text = _profile(sizes.cpu_profile_records)
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    (RESULTS_DIR / "cpu_profile.txt").write_text(text)
+    results_path("cpu_profile.txt").write_text(text)
     out.details = {"rounds": [{k: round(x, 2) for k, x in r.items()} for r in rounds],
                    "records_per_round": sizes.cpu_records,
                    "repeating_values_us_per_item": round(hot / len(recs) * 1e6, 2),
@@ -264,7 +274,7 @@ def cpu(sizes: Sizes, log) -> ScenarioResult:
 # ----------------------------------------------------------------------------------------- 4. memory
 
 
-def _memory_child(emu, n: int, deadline_s: float) -> dict[str, Any]:
+def _memory_child(n: int, deadline_s: float) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "benchmarks.memory_child", "--users", str(n), "--start", str(fresh_range(n)),
            "--deadline", str(deadline_s)]
     proc = subprocess.run(cmd, check=False, cwd=ROOT, capture_output=True, text=True, timeout=deadline_s + 300)
@@ -273,14 +283,18 @@ def _memory_child(emu, n: int, deadline_s: float) -> dict[str, Any]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def memory(sizes: Sizes, log) -> ScenarioResult:
+def memory(sizes: Sizes, log: Log) -> ScenarioResult:
     out = ScenarioResult()
     res = {}
     for label, n in (("small", sizes.memory_small), ("large", sizes.memory_large)):
         log(f"peak RSS growth of hook.upsert_users over a generator of {n:,} users (child process)")
         # Memory, not speed, is measured here: no rate limit and no latency so the large run fits the budget.
         with emulator("enterprise", latency_ms=0, rate_limits=False) as emu:
-            res[label] = _memory_child(emu, n, sizes.memory_deadline_s)
+            r = res[label] = _memory_child(n, sizes.memory_deadline_s)
+            expect_items(f"memory child, {n:,} users: submitted", r["submitted"], n, partial_ok=True)
+            expect_items(f"memory child, {n:,} users: accepted", r["succeeded"], r["submitted"])
+            expect_items(f"memory child, {n:,} users: contacts in the emulator", emu.ledger_summary()["contacts"],
+                         r["succeeded"] + r["warmup_succeeded"])
     small, large = res["small"], res["large"]
     out.details = res
     out.rows.append(Row(
@@ -295,7 +309,7 @@ def memory(sizes: Sizes, log) -> ScenarioResult:
 # -------------------------------------------------------------------------------------- 6. layering
 
 
-def layering(sizes: Sizes, log) -> ScenarioResult:
+def layering(sizes: Sizes, log: Log) -> ScenarioResult:
     """The hook alone vs ``UpsertUsersOperator.execute`` (mapping, dedupe, checkpoints) on the same kind of
     users, alternated ``layering_rounds`` times; best of the rounds for each (noise only slows runs down)."""
     from airflow_provider_spotzee.hooks.spotzee import SpotzeeHook
@@ -319,6 +333,8 @@ def layering(sizes: Sizes, log) -> ScenarioResult:
             _ = hook.config
             with CpuMeter(emu.pid) as cpu_h:
                 result = hook.upsert_users(hook_input, idempotency_namespace=f"bench-layer-hook-{r}")
+            expect_items("layering, hook: users accepted", result.succeeded, n)
+            expect_items("layering, hook: contacts in the emulator", emu.ledger_summary()["contacts"], n)
         runs["hook"].append({"submitted": result.submitted, "succeeded": result.succeeded,
                              "items_per_s": round(result.submitted / cpu_h.wall_s, 1),
                              **cpu_h.summary(result.submitted)})
@@ -333,6 +349,9 @@ def layering(sizes: Sizes, log) -> ScenarioResult:
                                      idempotency_namespace=f"bench-layer-op-{r}")
             with CpuMeter(emu.pid) as cpu_o:
                 summary = op.execute({})
+            expect_items("layering, operator: rows extracted", summary["extracted"], n)
+            expect_items("layering, operator: rows sent", summary["sent_ok"], n)
+            expect_items("layering, operator: contacts in the emulator", emu.ledger_summary()["contacts"], n)
         runs["operator"].append({"submitted": summary["extracted"], "succeeded": summary["sent_ok"],
                                  "items_per_s": round(summary["extracted"] / cpu_o.wall_s, 1),
                                  **cpu_o.summary(summary["extracted"])})
@@ -361,7 +380,7 @@ def _dag_emulator():
     return emulator(DAG_PLAN, latency_ms=DAG_LATENCY_MS)
 
 
-def dagmemory(sizes: Sizes, log) -> ScenarioResult:
+def dagmemory(sizes: Sizes, log: Log) -> ScenarioResult:
     """Scenario 4 proper: the example DAG ``spotzee_crm_sync`` through ``dag.test`` (what ``airflow dags
     test`` runs) on a seeded SQLite CRM of each size (``seed_crm``'s default 2 % of bad rows, as the demo),
     a fresh process and AIRFLOW_HOME each; peak RSS growth of that process from just before the task
@@ -437,7 +456,7 @@ def _bad(run: dict[str, Any]) -> str:
 # ------------------------------------------------------------------ 6. the example DAG vs the hook alone
 
 
-def dagoverhead(sizes: Sizes, log) -> ScenarioResult:
+def dagoverhead(sizes: Sizes, log: Log) -> ScenarioResult:
     """Scenario 6 proper: ``airflow dags test spotzee_crm_sync`` on a seeded CRM vs ``SpotzeeHook.upsert_users``
     on the same rows (same SQLite file, the DAG's mapping), same emulator configuration, each in a fresh
     process, alternated ``dag_overhead_rounds`` times; best of the rounds for each."""
@@ -513,7 +532,7 @@ def _area(where: str) -> str:
     return top if top and "." not in top else where.split(":")[0].rsplit("/", 1)[-1]
 
 
-def netprofile(sizes: Sizes, log) -> ScenarioResult:
+def netprofile(sizes: Sizes, log: Log) -> ScenarioResult:
     """Where the client's CPU goes in a real send (validation + HTTP + per-item results), not just prepare."""
     out = ScenarioResult()
     n = sizes.netprofile_users
@@ -532,12 +551,16 @@ def netprofile(sizes: Sizes, log) -> ScenarioResult:
         profiler.enable()
         result = hook.upsert_users(users(first, n), idempotency_namespace="bench-net-prof")
         profiler.disable()
+        expect_items("netprofile, profiled send: users accepted", result.succeeded, n)
+        expect_items("netprofile: contacts in the emulator (both sends)", emu.ledger_summary()["contacts"],
+                     plain["succeeded"] + n)
     stats = pstats.Stats(profiler)
     # Wall-clock profile (a CPU-time timer costs a syscall per call in this VM and distorts everything);
     # the event loop's idle wait shows up as epoll.poll and is left out: it is not work.
     idle = sum(tt for (_f, _l, func), (_c, _n, tt, _ct, _cl) in stats.stats.items() if "epoll" in func)  # type: ignore[attr-defined]
-    total = stats.total_tt - idle
-    rows, areas = [], {}
+    total = stats.total_tt - idle  # type: ignore[attr-defined]
+    rows: list[dict[str, Any]] = []
+    areas: dict[str, float] = {}
     for (filename, line, func), (_cc, nc, tt, ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
         if "epoll" in func:
             continue
@@ -550,8 +573,7 @@ def netprofile(sizes: Sizes, log) -> ScenarioResult:
     text = io.StringIO()
     pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(40)
     pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(60)
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    (RESULTS_DIR / "net_profile.txt").write_text(text.getvalue())
+    results_path("net_profile.txt").write_text(text.getvalue())
     out.details = {"unprofiled": _strip(plain), "prepare_pipeline_us_per_item": round(prep_us, 2),
                    "profiled_items": result.submitted, "profile_busy_s": round(total, 3),
                    "profile_idle_in_epoll_s": round(idle, 3),
@@ -582,7 +604,7 @@ def _plain_pages(base_url: str, api_key: str, deadline: float) -> int:
     return seen
 
 
-def reads(sizes: Sizes, log) -> ScenarioResult:
+def reads(sizes: Sizes, log: Log) -> ScenarioResult:
     """Not in the issue: ``hook.iter_users`` (cursor pages of 100) vs a plain sequential httpx loop."""
     from airflow_provider_spotzee.hooks.spotzee import SpotzeeHook
 
@@ -591,7 +613,8 @@ def reads(sizes: Sizes, log) -> ScenarioResult:
     with emulator("starter", latency_ms=LATENCY_MS, rate_limits=False) as emu:
         log(f"seeding {n:,} contacts, then reading them back both ways (50 ms)")
         hook = SpotzeeHook()
-        hook.upsert_users(users(fresh_range(n), n), idempotency_namespace="bench-reads-seed")
+        seeded = hook.upsert_users(users(fresh_range(n), n), idempotency_namespace="bench-reads-seed")
+        expect_items("reads: contacts seeded", seeded.succeeded, n)
         started = time.perf_counter()
         deadline = time.monotonic() + sizes.phase_deadline_s
         got = 0
@@ -603,6 +626,8 @@ def reads(sizes: Sizes, log) -> ScenarioResult:
         started = time.perf_counter()
         plain = _plain_pages(emu.base_url, emu.api_key, time.monotonic() + sizes.phase_deadline_s)
         plain_rate = plain / (time.perf_counter() - started)
+    expect_items("reads: contacts read by hook.iter_users", got, n, partial_ok=True)
+    expect_items("reads: contacts read by the plain loop", plain, n, partial_ok=True)
     out.details = {"contacts": n, "hook_read": got, "plain_read": plain,
                    "hook_contacts_per_s": round(hook_rate, 1), "plain_contacts_per_s": round(plain_rate, 1)}
     out.rows.append(Row("R", "hook.iter_users vs plain httpx paging loop (contacts/s)", round(hook_rate, 1),

@@ -3,9 +3,11 @@
 1. seeds a SQLite CRM (10,000 customers, ~2 % deliberately bad rows) under ``.demo/``;
 2. starts the emulator in its own process (Starter budget, a little latency, a few injected 5xx and
    dropped connections so retries are visible);
-3. runs ``airflow dags test spotzee_crm_sync`` for the seeded day in a private AIRFLOW_HOME;
+3. runs ``airflow dags test spotzee_crm_sync 2026-11-25`` in a private AIRFLOW_HOME: a manual run of
+   that logical date has the data interval [2026-11-24, 2026-11-25), the day the CRM is seeded with,
+   whatever today's date is;
 4. prints the reconciliation and checks it against the emulator's ledger; exits non-zero if anything
-   does not balance. Safe to run twice in a row; leaves no process behind.
+   does not balance or nothing was read. Safe to run twice in a row; leaves no process behind.
 """
 
 from __future__ import annotations
@@ -20,10 +22,10 @@ import time
 from pathlib import Path
 
 from airflow_provider_spotzee.testing import EmulatorConfig, FaultConfig, run_emulator
-from airflow_provider_spotzee.testing.crm import seed_crm
+from airflow_provider_spotzee.testing.crm import SEED_DAY, SEED_RUN_DATE, seed_crm
 
 DAG_ID = "spotzee_crm_sync"
-RUN_DATE = "2026-11-25"  # data interval [2026-11-24, 2026-11-25): the seeded day
+RUN_DATE = SEED_RUN_DATE  # a manual run's data interval: [SEED_DAY, SEED_DAY + 1), the seeded day
 ROOT = Path(__file__).resolve().parent.parent
 SUMMARY_LINE = re.compile(r"Spotzee users_batch summary: (\{.*?\})")
 
@@ -56,13 +58,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--error-rate", type=float, default=0.02)
     parser.add_argument("--drop-rate", type=float, default=0.01)
     args = parser.parse_args(argv)
+    if args.rows < 1:
+        parser.error("--rows must be at least 1: a demo that reads nothing shows nothing")
 
     work = args.workdir.resolve()
     home, crm = work / "airflow", work / "crm.db"
     work.mkdir(parents=True, exist_ok=True)
-    kinds = seed_crm(crm, args.rows)
+    kinds = seed_crm(crm, args.rows, day=SEED_DAY)
     bad = sum(v for k, v in kinds.items() if k != "good")
-    print(f"CRM       : {crm} ({args.rows:,} customers, {bad} deliberately bad: "
+    print(f"CRM       : {crm} ({args.rows:,} customers updated on {SEED_DAY}, {bad} deliberately bad: "
           + ", ".join(f"{k}={v}" for k, v in kinds.items() if k != "good") + ")")
 
     faults = FaultConfig(latency_ms=args.latency_ms, latency_jitter_ms=args.latency_ms,
@@ -107,6 +111,7 @@ def report(summary: dict, ledger: dict, stats: dict, kinds: dict, wall: float) -
     print(f"  faults injected by the emulator: {json.dumps(faults, sort_keys=True)}")
     expected_invalid = sum(v for k, v in kinds.items() if k != "good")
     checks = {
+        "rows read from the CRM": summary["extracted"] > 0,
         "summary balances": total == summary["extracted"],
         "every CRM row extracted": summary["extracted"] == sum(kinds.values()),
         "every bad row reported invalid": summary["invalid"] == expected_invalid,

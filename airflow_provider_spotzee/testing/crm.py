@@ -1,4 +1,10 @@
-"""A realistic, seeded CRM in SQLite: ``customers`` (~2 % deliberately bad rows) and ``events``."""
+"""A realistic, seeded CRM in SQLite: ``customers`` (~2 % deliberately bad rows) and ``events``.
+
+The rows are dated on one fixed day, :data:`SEED_DAY`, never relative to today: a run reads them only
+when its data interval is that day, so the demo, the tests and the benchmarks name the interval
+explicitly (:data:`SEED_RUN_DATE` for ``airflow dags test``; ``--from-date``/``--to-date`` of
+:data:`SEED_DAY` for ``airflow backfill create``) and get the same rows on any date.
+"""
 
 from __future__ import annotations
 
@@ -58,6 +64,24 @@ PLACES = [
 PLANS = ["free", "pro", "team", "enterprise"]
 BAD_KINDS = ("missing_id", "bad_email", "bad_phone", "bad_timezone")
 
+#: The day (UTC) :func:`seed_crm` and :func:`seed_events` fill unless told otherwise.
+SEED_DAY = dt.date(2026, 11, 24)
+
+
+def manual_run_date(day: dt.date = SEED_DAY) -> str:
+    """The logical date to give ``airflow dags test`` (or ``DAG.test``) so that a daily data-interval DAG
+    (``CronDataIntervalTimetable("0 0 * * *")``) reads ``day``.
+
+    A manual run's data interval is the last complete one *before* its logical date, so ``day + 1`` gives
+    ``[day, day + 1)``. A backfill names the interval's start instead:
+    ``airflow backfill create --from-date DAY --to-date DAY``.
+    """
+    return (day + dt.timedelta(days=1)).isoformat()
+
+
+#: ``airflow dags test DAG_ID 2026-11-25``: data interval [2026-11-24, 2026-11-25), the seeded day.
+SEED_RUN_DATE = manual_run_date(SEED_DAY)
+
 SCHEMA = """
 CREATE TABLE customers (
     pk INTEGER PRIMARY KEY,
@@ -78,7 +102,7 @@ def seed_crm(
     path: str | Path,
     rows: int = 10_000,
     *,
-    day: dt.date = dt.date(2026, 11, 24),
+    day: dt.date = SEED_DAY,
     bad_ratio: float = 0.02,
     seed: int = 7,
 ) -> dict[str, int]:
@@ -167,7 +191,7 @@ def seed_events(
     path: str | Path,
     rows: int = 5_000,
     *,
-    day: dt.date = dt.date(2026, 11, 24),
+    day: dt.date = SEED_DAY,
     days: int = 1,
     customers: int = 1_000,
     bad_ratio: float = 0.01,
@@ -183,8 +207,8 @@ def seed_events(
         db.execute(EVENTS_SCHEMA)
         values = []
         for pk in range(1, rows + 1):
-            customer = f"cust-{rng.randint(1, customers):07d}"
-            name = rng.choice(EVENT_NAMES)
+            customer: str | None = f"cust-{rng.randint(1, customers):07d}"
+            name: str | None = rng.choice(EVENT_NAMES)
             kind = "good"
             if rng.random() < bad_ratio:
                 kind = rng.choice(["missing_name", "missing_customer"])

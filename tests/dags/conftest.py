@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from airflow_provider_spotzee.testing import SpotzeeEmulator
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 DAGRUN = Path(__file__).with_name("dagrun.py")
@@ -64,7 +66,7 @@ def summaries(output: str, endpoint: str) -> list[dict]:
 
 
 @pytest.fixture(scope="session")
-def airflow_home(tmp_path_factory) -> Path:
+def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("airflow_home")
     env = _base_env(home)
     done = subprocess.run(
@@ -93,7 +95,7 @@ def _base_env(home: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def airflow(airflow_home, emulator, tmp_path) -> Airflow:
+def airflow(airflow_home: Path, emulator: SpotzeeEmulator, tmp_path: Path) -> Airflow:
     """Airflow CLI/DAG runner wired to the (reset) emulator and to ``tmp_path / 'crm.db'``."""
     env = _base_env(airflow_home)
     env["AIRFLOW_CONN_SPOTZEE_DEFAULT"] = emulator.connection_json()

@@ -63,7 +63,6 @@ def _reap(dag_id: str, logical: dt.datetime) -> None:
     fails it into up_for_retry (same run, try number kept, the retry increments it)."""
     from airflow.models.dagrun import DagRun
     from airflow.models.taskinstance import TaskInstance
-    from airflow.utils import timezone
     from airflow.utils.session import create_session
     from airflow.utils.state import TaskInstanceState
     from sqlalchemy import select
@@ -76,7 +75,7 @@ def _reap(dag_id: str, logical: dt.datetime) -> None:
                                                              TaskInstance.run_id == run.run_id)):
             if ti.state in (TaskInstanceState.RUNNING, TaskInstanceState.RESTARTING, TaskInstanceState.QUEUED):
                 ti.state = TaskInstanceState.UP_FOR_RETRY
-                ti.end_date = timezone.utcnow()
+                ti.end_date = dt.datetime.now(dt.UTC)
 
 
 def _clear(dag_id: str, logical: dt.datetime, task_id: str) -> None:
@@ -87,6 +86,8 @@ def _clear(dag_id: str, logical: dt.datetime, task_id: str) -> None:
 
     with create_session() as session:
         run = session.scalar(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.logical_date == logical))
+        if run is None:
+            raise SystemExit(f"--clear {task_id}: no run of {dag_id} with logical date {logical}")
         tis = list(session.scalars(select(TaskInstance).where(
             TaskInstance.dag_id == dag_id, TaskInstance.run_id == run.run_id, TaskInstance.task_id == task_id)))
         clear_task_instances(tis, session)
@@ -95,12 +96,13 @@ def _clear(dag_id: str, logical: dt.datetime, task_id: str) -> None:
 def _reuse_existing_runs() -> None:
     from airflow.models import dagrun as dagrun_module
     from airflow.utils.state import DagRunState
+    from sqlalchemy import select
 
     create = dagrun_module.get_or_create_dagrun
 
     def get_or_reuse(*, dag, run_id, logical_date, session, **kwargs):
         existing = session.scalar(
-            dagrun_module.select(dagrun_module.DagRun).where(
+            select(dagrun_module.DagRun).where(
                 dagrun_module.DagRun.dag_id == dag.dag_id, dagrun_module.DagRun.run_id == run_id))
         if existing is None:
             return create(dag=dag, run_id=run_id, logical_date=logical_date, session=session, **kwargs)

@@ -1,7 +1,11 @@
-"""The example DAGs through real Airflow 3 against the emulator and a real SQLite CRM."""
+"""The example DAGs through real Airflow 3 against the emulator and a real SQLite CRM.
+
+The CRM is seeded on the fixed day ``SEED_DAY`` and every run names its logical date (``SEED_RUN_DATE``:
+data interval ``[SEED_DAY, SEED_DAY + 1)``), so the tests read the same rows on any date."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -10,15 +14,21 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_spotzee.testing.crm import seed_crm, seed_events
+from airflow_provider_spotzee.testing.crm import (
+    SEED_DAY,
+    SEED_RUN_DATE,
+    manual_run_date,
+    seed_crm,
+    seed_events,
+)
 from tests.dags.conftest import summaries
 
 pytestmark = pytest.mark.dags
 
 
 def test_crm_sync_dag_balances_against_the_source(airflow, emulator, tmp_path):
-    kinds = seed_crm(tmp_path / "crm.db", 2_000)
-    done = airflow.cli("dags", "test", "spotzee_crm_sync", "2026-11-25")
+    kinds = seed_crm(tmp_path / "crm.db", 2_000, day=SEED_DAY)
+    done = airflow.cli("dags", "test", "spotzee_crm_sync", SEED_RUN_DATE)
     assert done.returncode == 0, done.stdout[-4000:]
     summary = summaries(done.stdout, "users_batch")[-1]
     bad = sum(v for k, v in kinds.items() if k != "good")
@@ -41,10 +51,10 @@ def test_crm_sync_dag_balances_against_the_source(airflow, emulator, tmp_path):
 
 
 def test_worker_killed_three_times_is_resumed_and_every_event_is_applied_once(airflow, emulator, tmp_path):
-    kinds = seed_events(tmp_path / "crm.db", 4_000)
+    kinds = seed_events(tmp_path / "crm.db", 4_000, day=SEED_DAY)
     emulator.set_faults(latency_ms=150)
     airflow.env["AIRFLOW_CONN_SPOTZEE_DEFAULT"] = emulator.connection_json(max_in_flight=2)
-    proc = airflow.popen_dagrun("spotzee_track_events", "2026-11-25", fresh=True)
+    proc = airflow.popen_dagrun("spotzee_track_events", SEED_RUN_DATE, fresh=True)
     kills = 0
     for threshold in (700, 1_700, 2_700):  # mid-sync, wherever the worker happens to be: in a batch,
         deadline = time.monotonic() + 120  # between batches, or writing a checkpoint
@@ -57,7 +67,7 @@ def test_worker_killed_three_times_is_resumed_and_every_event_is_applied_once(ai
         proc.wait()
         kills += 1
         # Airflow notices the dead worker and retries the task in the same run: the retry reads the checkpoint
-        proc = airflow.popen_dagrun("spotzee_track_events", "2026-11-25", reap=True)
+        proc = airflow.popen_dagrun("spotzee_track_events", SEED_RUN_DATE, reap=True)
     output = proc.communicate(timeout=180)[0]
     assert proc.returncode == 0 and kills >= 2, output[-4000:]
     summary = summaries(output, "events")[-1]
@@ -73,12 +83,12 @@ def test_worker_killed_three_times_is_resumed_and_every_event_is_applied_once(ai
 
 
 def test_cleared_task_rerun_after_25_hours_sends_nothing_twice(airflow, emulator, tmp_path):
-    kinds = seed_events(tmp_path / "crm.db", 1_500)
-    first = airflow.dagrun("spotzee_track_events", "2026-11-25", fresh=True)
+    kinds = seed_events(tmp_path / "crm.db", 1_500, day=SEED_DAY)
+    first = airflow.dagrun("spotzee_track_events", SEED_RUN_DATE, fresh=True)
     assert first.returncode == 0, first.stdout[-4000:]
     assert emulator.ledger_summary()["events_applied"] == kinds["good"]
     emulator.advance_clock(25 * 3600)  # Spotzee has forgotten every idempotency key
-    again = airflow.dagrun("spotzee_track_events", "2026-11-25", clear="track_events", timeout=120)
+    again = airflow.dagrun("spotzee_track_events", SEED_RUN_DATE, clear="track_events", timeout=120)
     assert again.returncode == 0, again.stdout[-4000:]
     summary = summaries(again.stdout, "events")[-1]
     assert summary["requests"] == 0 and summary["extracted"] == 1_500 and summary["balanced"]
@@ -87,10 +97,10 @@ def test_cleared_task_rerun_after_25_hours_sends_nothing_twice(airflow, emulator
 
 
 def test_backfill_over_three_intervals_sends_each_row_once(airflow, emulator, tmp_path):
-    kinds = seed_events(tmp_path / "crm.db", 3_000, days=3)
-    days = ("2026-11-25", "2026-11-26", "2026-11-27")  # data intervals 11-24, 11-25, 11-26
+    kinds = seed_events(tmp_path / "crm.db", 3_000, day=SEED_DAY, days=3)
+    days = [manual_run_date(SEED_DAY + dt.timedelta(days=i)) for i in range(3)]  # the three seeded days
 
-    def backfill(**how) -> list[dict]:
+    def backfill(**how: bool | str) -> list[dict]:
         found = []
         for day in days:
             done = airflow.dagrun("spotzee_track_events", day, **how)
@@ -113,10 +123,10 @@ def test_backfill_over_three_intervals_sends_each_row_once(airflow, emulator, tm
 
 @pytest.mark.parametrize("mode", ["deferrable", "poke", "reschedule"])
 def test_subscriptions_dag_waits_for_async_contacts(airflow, emulator, tmp_path, mode):
-    seed_crm(tmp_path / "crm.db", 600)
+    seed_crm(tmp_path / "crm.db", 600, day=SEED_DAY)
     emulator.configure(async_delay_seconds=3.0)
     airflow.env["SPOTZEE_EXAMPLE_SENSOR_MODE"] = mode
-    done = airflow.cli("dags", "test", "spotzee_subscriptions")
+    done = airflow.cli("dags", "test", "spotzee_subscriptions", SEED_RUN_DATE)  # unscheduled; a fixed date anyway
     assert done.returncode == 0, done.stdout[-4000:]
     upsert = summaries(done.stdout, "users_async")[-1]
     toggles = summaries(done.stdout, "subscriptions_batch")[-1]
@@ -130,8 +140,8 @@ def test_subscriptions_dag_waits_for_async_contacts(airflow, emulator, tmp_path,
 
 
 def test_partitioned_sync_with_dynamic_task_mapping(airflow, emulator, tmp_path):
-    kinds = seed_crm(tmp_path / "crm.db", 2_000)
-    done = airflow.cli("dags", "test", "spotzee_crm_sync_partitioned", "2026-11-25")
+    kinds = seed_crm(tmp_path / "crm.db", 2_000, day=SEED_DAY)
+    done = airflow.cli("dags", "test", "spotzee_crm_sync_partitioned", SEED_RUN_DATE)
     assert done.returncode == 0, done.stdout[-4000:]
     parts = summaries(done.stdout, "users_batch")
     assert len(parts) == 4 and len({p["idempotency_namespace"] for p in parts}) == 4
@@ -152,7 +162,7 @@ def test_the_demo_command_balances(tmp_path):
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "demo.py"), "--rows", "1500", "--workdir",
                            str(tmp_path / "demo")], capture_output=True, text=True, timeout=600, env=env, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "balances" in done.stdout and "[FAIL]" not in done.stdout and done.stdout.count("[ok]") == 5
+    assert "balances" in done.stdout and "[FAIL]" not in done.stdout and done.stdout.count("[ok]") == 6
     again = subprocess.run([sys.executable, str(ROOT / "scripts" / "demo.py"), "--rows", "1500", "--workdir",
                             str(tmp_path / "demo")], capture_output=True, text=True, timeout=600, env=env, check=False)
     assert again.returncode == 0 and "balances" in again.stdout  # can be run twice in a row
