@@ -23,15 +23,14 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import to_json
 
 from airflow_provider_spotzee import validation as v
-from airflow_provider_spotzee.api_facts import TRANSIENT_ITEM_CODES
+from airflow_provider_spotzee.api_facts import MAX_BATCH_SIZE, TRANSIENT_ITEM_CODES
 from airflow_provider_spotzee.batching import (
-    MAX_BATCH_SIZE,
     canonical_body,
     check_batch_size,
     chunked,
     idempotency_key,
 )
-from airflow_provider_spotzee.exceptions import SpotzeeConfigError, SpotzeeError
+from airflow_provider_spotzee.exceptions import SpotzeeConfigError, SpotzeeError, SpotzeeRetriesExhausted
 from airflow_provider_spotzee.models import (
     Contact,
     Event,
@@ -41,7 +40,7 @@ from airflow_provider_spotzee.models import (
     UserUpsert,
     user_upsert_fields,
 )
-from airflow_provider_spotzee.transport import RetryableError, SpotzeeTransport
+from airflow_provider_spotzee.transport import SpotzeeTransport
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +88,7 @@ class Prepared(NamedTuple):
     """A validated item: its position in the input, its exact JSON bytes and its identifiers.
     (Immutable; a named tuple because one is built per record and is cheaper than a frozen dataclass.)"""
 
-    index: int
+    index: int  # type: ignore[assignment]  # (shadows tuple.index, which nobody calls on it)
     body: bytes
     external_id: str | None
     anonymous_id: str | None
@@ -221,8 +220,9 @@ class _Run:
         try:
             response = await self.transport.request(endpoint.method, endpoint.path, body=body,
                                                     idempotency_key=key)
-        except RetryableError as exc:
-            self._dead_letter(batch, exc.code, f"gave up after {self.transport.config.max_retries} retries: {exc}")
+        except SpotzeeRetriesExhausted as exc:  # (SpotzeeConnectError is not one: it stops the whole send)
+            self._dead_letter(batch, exc.code or "transport_error",
+                              f"gave up after {self.transport.config.max_retries} retries: {exc.last_error}")
             return
         if response.status == 404:  # the endpoint itself is missing: every batch would fail the same way
             raise SpotzeeConfigError(
@@ -355,7 +355,7 @@ async def send_records(
         dead_before = result.dead_lettered
         try:
             await run.send_batch(batch, f"{namespace}@{batch[0].index}")
-        except BaseException as exc:  # auth/config errors: stop the whole send
+        except BaseException as exc:  # auth, config and connect errors: stop the whole send
             fatal.append(exc)
             raise
         finally:

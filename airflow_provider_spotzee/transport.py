@@ -1,15 +1,44 @@
 """The HTTP transport: an httpx async client with explicit timeouts, pacing and tenacity retries.
 
 One :class:`SpotzeeTransport` per send. Every request goes through :meth:`SpotzeeTransport.request`,
-which waits for the pacer, sends, classifies the answer and retries what is safe to retry:
+which waits for the pacer (:mod:`airflow_provider_spotzee.pacing`), sends, and lets tenacity retry
+what is safe to retry. Two pure functions make every decision, from tenacity's own outcome (the
+response or the exception of the last attempt):
 
-- transport errors and timeouts, 5xx, 429 ``rate_limited`` and 409 ``idempotency_in_progress`` are
-  retried with the same bytes and the same ``Idempotency-Key``;
-- 429 and 409 honour ``Retry-After`` (seconds or HTTP-date) plus 0–500 ms jitter, doubling on
-  consecutive repeats, capped at ``max_wait``; everything else backs off exponentially with jitter;
-- 401/403 and 400 ``version_unsupported`` raise :class:`SpotzeeAuthError` at once, a redirect or a
-  404 for the endpoint itself :class:`SpotzeeConfigError` (the base URL is wrong);
-  any other 4xx is returned to the caller (never retried).
+:func:`classify` — retry or not, and why:
+
+========================================  ========  =============================================
+outcome                                   retried   reason (``code`` when retries run out)
+========================================  ========  =============================================
+2xx                                       no        ``ok`` (returned)
+connect error / connect timeout           yes       ``connect_error`` (``transport_error``/``timeout``)
+other transport error (reset, EOF, ...)   yes       ``transport_error``
+read/write/pool timeout                   yes       ``timeout``
+5xx                                       yes       ``server_error`` (the body's code)
+408                                       yes       ``request_timeout``
+429                                       yes       ``rate_limited`` (waits ``Retry-After``)
+409 ``idempotency_in_progress``           yes       ``idempotency_in_progress`` (waits ``Retry-After``)
+401 / 403                                 no        ``unauthorized``: :class:`SpotzeeAuthError` at once
+400 ``version_unsupported``               no        ``version_unsupported``: :class:`SpotzeeAuthError`
+3xx                                       no        ``redirect``: :class:`SpotzeeConfigError`
+any other 4xx                             no        ``client_error`` (returned to the caller)
+========================================  ========  =============================================
+
+:func:`backoff` — how long before the next attempt: a server-directed wait (429, 409 in progress)
+is ``Retry-After`` (seconds or HTTP-date; 1 s when absent), doubled on each consecutive repeat;
+anything else is 0.25 s doubling per attempt (0.25, 0.5, 1, 2, ...); either is capped at
+``max_wait``, then 0–500 ms of random jitter is added.
+
+Retries are re-sent with the same bytes and the same ``Idempotency-Key``. When they run out,
+:class:`~airflow_provider_spotzee.exceptions.SpotzeeRetriesExhausted` is raised, carrying the last
+status and code.
+
+Fail fast when nothing listens: when the service has never answered on this transport and a request
+cannot connect at all (connection refused, DNS failure, TLS failure, connect timeout), it gets
+:data:`CONNECT_ATTEMPTS` tries (two quick retries, under 2 s of waiting) and then
+:class:`~airflow_provider_spotzee.exceptions.SpotzeeConnectError` ("cannot connect to <base URL>:
+Connection refused") is raised, for this request and every later one on the transport. Once the
+service has answered, connect errors are ordinary transport errors and get the full retries.
 
 Nothing here logs a header, a body or the key.
 """
@@ -20,16 +49,27 @@ import email.utils
 import json
 import logging
 import math
+import os
 import random
+import socket
+import ssl
 import time
-from dataclasses import dataclass, field
-from typing import Any, Self
+import warnings
+from dataclasses import dataclass
+from typing import Any, NoReturn, Self
 
 import httpx
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+from tenacity import AsyncRetrying, RetryCallState
 
 from airflow_provider_spotzee.config import CLIENT_TYPE, ClientConfig
-from airflow_provider_spotzee.exceptions import SpotzeeAPIError, SpotzeeAuthError, SpotzeeConfigError
+from airflow_provider_spotzee.exceptions import (
+    SpotzeeAPIError,
+    SpotzeeAuthError,
+    SpotzeeConfigError,
+    SpotzeeConnectError,
+    SpotzeeError,
+    SpotzeeRetriesExhausted,
+)
 from airflow_provider_spotzee.pacing import Pacer
 
 log = logging.getLogger(__name__)
@@ -38,16 +78,19 @@ USER_AGENT = "airflow-provider-spotzee/0.1"
 #: Status codes that are retried (with the same idempotency key).
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 JITTER_SECONDS = 0.5
+#: Backoff without a server hint: this many seconds, doubling per attempt.
+BASE_BACKOFF_SECONDS = 0.25
+#: Tries of a request that cannot connect while the service has never answered on the transport.
+CONNECT_ATTEMPTS = 3
 
 
-class RetryableError(Exception):
-    """A failed attempt that is safe to repeat. ``retry_after`` is the server's hint in seconds."""
-
-    def __init__(self, code: str, message: str, *, status: int | None = None, retry_after: float | None = None):
-        super().__init__(message)
-        self.code = code
-        self.status = status
-        self.retry_after = retry_after
+def __getattr__(name: str) -> Any:
+    if name == "RetryableError":  # the old name of what exhausted retries raise
+        warnings.warn("airflow_provider_spotzee.transport.RetryableError is deprecated: catch "
+                      "airflow_provider_spotzee.exceptions.SpotzeeRetriesExhausted", DeprecationWarning,
+                      stacklevel=2)
+        return SpotzeeRetriesExhausted
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass
@@ -97,20 +140,145 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, seconds)
 
 
+#: Reasons whose requests never reached the service: the connection could not even be opened.
+CONNECT_REASONS = frozenset({"connect_error"})
+#: Reasons that raise at once (never retried, never returned).
+FATAL_REASONS = frozenset({"unauthorized", "version_unsupported", "redirect"})
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What one attempt's outcome means: retry or not, and why.
+
+    ``reason`` is the classification (see the module docstring's table); ``code`` is what a failure
+    reports (the response's error code, or ``transport_error``/``timeout`` when nothing answered);
+    ``retry_after`` is the server's wait hint (429 and 409 ``idempotency_in_progress`` only)."""
+
+    retry: bool
+    reason: str
+    code: str | None = None
+    status: int | None = None
+    retry_after: float | None = None
+
+    @property
+    def fatal(self) -> bool:
+        return self.reason in FATAL_REASONS
+
+    @property
+    def cannot_connect(self) -> bool:
+        return self.reason in CONNECT_REASONS
+
+
+def classify(outcome: ApiResponse | BaseException, *, now: float | None = None) -> Decision:
+    """Classify one attempt's outcome (a response, or the exception the attempt raised). Pure: it reads
+    only ``outcome`` (and ``now``, for a ``Retry-After`` given as an HTTP-date)."""
+    if isinstance(outcome, BaseException):
+        if isinstance(outcome, (httpx.ConnectError, httpx.ConnectTimeout)):
+            code = "timeout" if isinstance(outcome, httpx.TimeoutException) else "transport_error"
+            return Decision(True, "connect_error", code)
+        if isinstance(outcome, httpx.TimeoutException):
+            return Decision(True, "timeout", "timeout")
+        if isinstance(outcome, httpx.TransportError):
+            return Decision(True, "transport_error", "transport_error")
+        return Decision(False, "exception", type(outcome).__name__)
+    status = outcome.status
+    if 200 <= status < 300:
+        return Decision(False, "ok", status=status)
+    code = outcome.error_code
+    if status == 429 or (status == 409 and code == "idempotency_in_progress"):
+        hint = parse_retry_after(outcome.headers.get("retry-after"), now=now)
+        return Decision(True, "rate_limited" if status == 429 else "idempotency_in_progress", code, status,
+                        retry_after=hint if hint is not None else 1.0)
+    if status >= 500:
+        return Decision(True, "server_error", code, status)
+    if status == 408:
+        return Decision(True, "request_timeout", code, status)
+    if status in (401, 403):
+        return Decision(False, "unauthorized", code, status)
+    if code == "version_unsupported":
+        return Decision(False, "version_unsupported", code, status)
+    if 300 <= status < 400:
+        return Decision(False, "redirect", code, status)
+    return Decision(False, "client_error", code, status)
+
+
+def backoff(attempt: int, retry_after: float | None, *, repeat: int = 1, max_wait: float = 60.0,
+            jitter: float = 0.0) -> float:
+    """Seconds to wait after failed attempt number ``attempt`` (1-based). Pure.
+
+    With a server hint (``retry_after``, seconds) the wait is the hint doubled for each consecutive
+    server-directed wait (``repeat`` counts them, this one included: 1, 2, 3 → ×1, ×2, ×4); without one
+    it is ``BASE_BACKOFF_SECONDS`` doubled per attempt. Either is capped at ``max_wait``; ``jitter``
+    (the caller's random 0–0.5 s) is added on top.
+    """
+    if retry_after is not None:
+        base = retry_after * 2.0 ** (max(1, repeat) - 1)
+    else:
+        base = BASE_BACKOFF_SECONDS * 2.0 ** (max(1, attempt) - 1)
+    return min(max_wait, base) + jitter
+
+
+def describe(method: str, path: str, outcome: ApiResponse | BaseException) -> str:
+    """One attempt in words, for logs and failure messages: never a header, a body or the key."""
+    if isinstance(outcome, BaseException):
+        if isinstance(outcome, httpx.TimeoutException):
+            return f"{method} {path} timed out ({type(outcome).__name__})"
+        return f"{method} {path} failed: {type(outcome).__name__}"
+    return f"{method} {path}: HTTP {outcome.status} {outcome.error_code}"
+
+
+def connect_failure(exc: BaseException) -> str:
+    """Why a connection could not be opened, in a few words ("Connection refused", ...), from the
+    exception chain httpx raises. Never echoes a URL, a header or the key."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, socket.gaierror):
+            return f"the host name does not resolve ({cause.strerror or 'DNS failure'})"
+        if isinstance(cause, ssl.SSLError):
+            return f"TLS handshake failed ({cause.reason or type(cause).__name__})"
+        if isinstance(cause, ConnectionRefusedError):
+            return "Connection refused"
+        if isinstance(cause, (TimeoutError, httpx.ConnectTimeout)):
+            return "the connection timed out"
+        if isinstance(cause, OSError) and isinstance(cause.errno, int) and cause.errno > 0:
+            return os.strerror(cause.errno)
+        cause = cause.__cause__ or cause.__context__
+    return type(exc).__name__
+
+
+def _outcome(state: RetryCallState) -> ApiResponse | BaseException:
+    """The last attempt's outcome, as tenacity recorded it: its exception, or its response."""
+    future = state.outcome
+    if future is None:  # pragma: no cover - tenacity always sets it before asking
+        raise RuntimeError("tenacity asked about an attempt without an outcome")
+    error = future.exception()
+    return error if error is not None else future.result()
+
+
+class _Backoff:
+    """tenacity's wait for one request: :func:`backoff` of the last outcome's :func:`classify`. Its one
+    piece of state is how many server-directed waits came in a row (they double)."""
+
+    def __init__(self, max_wait: float, rng: random.Random) -> None:
+        self.max_wait = max_wait
+        self.rng = rng
+        self.repeat = 0
+
+    def __call__(self, state: RetryCallState) -> float:
+        hint = classify(_outcome(state)).retry_after
+        self.repeat = self.repeat + 1 if hint is not None else 0
+        return backoff(state.attempt_number, hint, repeat=self.repeat, max_wait=self.max_wait,
+                       jitter=self.rng.uniform(0, JITTER_SECONDS))
+
+
 @dataclass
 class Counters:
     requests: int = 0
     retries: int = 0
     throttled: int = 0
     replayed: int = 0
-
-
-@dataclass
-class _Attempt:
-    """Per-request retry bookkeeping: consecutive server-directed waits double."""
-
-    server_waits: int = 0
-    last: RetryableError | None = field(default=None)
 
 
 class SpotzeeTransport:
@@ -121,6 +289,10 @@ class SpotzeeTransport:
         self.config = config
         self.counters = counters or Counters()
         self._rng = rng or random.Random()
+        #: The service has answered (any HTTP status) on this transport at least once.
+        self.answered = False
+        #: Nothing could be reached: every later request that cannot connect gives up at once.
+        self.unreachable = False
         self.write_pacer = Pacer(config.requests_per_second * 0.98, fair_share=config.fair_share)
         self.read_pacer = Pacer(config.read_requests_per_second * 0.98)
         headers = {
@@ -162,92 +334,96 @@ class SpotzeeTransport:
         idempotency_key: str | None = None,
         params: dict[str, Any] | None = None,
     ) -> ApiResponse:
-        """Send with retries. Returns any 2xx or non-retryable 4xx; raises auth/config errors and
-        :class:`RetryableError` (the last one) when retries are exhausted."""
+        """Send with retries. Returns any 2xx or non-retryable 4xx; raises auth/config errors at once,
+        :class:`SpotzeeConnectError` when nothing can be reached, and :class:`SpotzeeRetriesExhausted`
+        when retries run out."""
         write = method.upper() != "GET"
         pacer = self.write_pacer if write else self.read_pacer
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
-        attempt = _Attempt()
-
         retrying = AsyncRetrying(
-            retry=retry_if_exception_type(RetryableError),
-            stop=stop_after_attempt(self.config.max_retries + 1),
-            wait=lambda state: self._wait(state, attempt),
+            retry=self._should_retry,
+            stop=self._should_stop,
+            wait=_Backoff(self.config.max_wait, self._rng),
             before_sleep=self._count_retry,
-            reraise=True,
+            retry_error_callback=lambda state: self._give_up(method, path, state),
         )
-        async for try_ in retrying:
-            with try_:
-                await pacer.acquire()
-                return await self._once(method, path, body, headers, params, pacer, attempt)
-        raise AssertionError("unreachable")  # pragma: no cover
+        response: ApiResponse = await retrying(self._once, method, path, body, headers, params, pacer)
+        decision = classify(response)
+        if decision.fatal:
+            raise self._fatal(method, path, response, decision)
+        return response
 
     async def _once(self, method: str, path: str, body: bytes | None, headers: dict[str, str] | None,
-                    params: dict[str, Any] | None, pacer: Pacer, attempt: _Attempt) -> ApiResponse:
+                    params: dict[str, Any] | None, pacer: Pacer) -> ApiResponse:
+        """One attempt: pace, send, feed the pacer and the counters. Transport errors propagate (tenacity
+        records them as the outcome); every response is returned, whatever its status."""
+        await pacer.acquire()
         self.counters.requests += 1
         try:
             raw = await self._client.request(method, path, content=body, headers=headers, params=params)
-        except httpx.TimeoutException as exc:
+        except httpx.TransportError:
             pacer.answered()
-            attempt.last = RetryableError("timeout", f"{method} {path} timed out ({type(exc).__name__})")
-            raise attempt.last from None
-        except httpx.TransportError as exc:
-            pacer.answered()
-            attempt.last = RetryableError("transport_error", f"{method} {path} failed: {type(exc).__name__}")
-            raise attempt.last from None
+            raise
+        self.answered = True
         response = ApiResponse(raw.status_code, raw.headers, raw.content,
                                replayed=raw.headers.get("idempotent-replayed", "").lower() == "true")
         pacer.observe(raw.headers, raw.status_code)
         status = raw.status_code
         if 200 <= status < 300:
             self.counters.replayed += response.replayed
-            return response
-        code = response.error_code
-        if status == 429 or (status == 409 and code == "idempotency_in_progress"):
-            if status == 429:
-                self.counters.throttled += 1
-            hint = parse_retry_after(raw.headers.get("retry-after"))
-            if status == 429:
-                pacer.pause(min(hint if hint is not None else 1.0, self.config.max_wait))
-            attempt.last = RetryableError(code, f"{method} {path}: HTTP {status} {code}", status=status,
-                                          retry_after=hint if hint is not None else 1.0)
-            raise attempt.last
-        if status in RETRYABLE_STATUS or status >= 500:
-            attempt.last = RetryableError(code, f"{method} {path}: HTTP {status} {code}", status=status)
-            raise attempt.last
-        if status in (401, 403):
-            raise SpotzeeAuthError(
+        elif status == 429:
+            self.counters.throttled += 1
+            hint = classify(response).retry_after
+            pacer.pause(min(hint if hint is not None else 1.0, self.config.max_wait))
+        return response
+
+    def _should_retry(self, state: RetryCallState) -> bool:
+        return classify(_outcome(state)).retry
+
+    def _should_stop(self, state: RetryCallState) -> bool:
+        if state.attempt_number >= self.config.max_retries + 1:
+            return True
+        if not self.answered and classify(_outcome(state)).cannot_connect:
+            return self.unreachable or state.attempt_number >= CONNECT_ATTEMPTS
+        return False
+
+    def _give_up(self, method: str, path: str, state: RetryCallState) -> NoReturn:
+        """Retries ran out (tenacity's ``retry_error_callback``): raise what the last outcome means."""
+        outcome = _outcome(state)
+        decision = classify(outcome)
+        if decision.cannot_connect and not self.answered and isinstance(outcome, BaseException):
+            self.unreachable = True
+            raise SpotzeeConnectError(
+                f"cannot connect to {self.config.base_url}: {connect_failure(outcome)} (nothing answered "
+                "there; check the connection's host and port, and any proxy or TLS settings)",
+                code="connect_error")
+        request_id = outcome.request_id if isinstance(outcome, ApiResponse) else None
+        raise SpotzeeRetriesExhausted(
+            f"Spotzee {method} {path} kept failing after {state.attempt_number - 1} retries",
+            status=decision.status, code=decision.code, request_id=request_id,
+            last_error=describe(method, path, outcome))
+
+    def _fatal(self, method: str, path: str, response: ApiResponse, decision: Decision) -> SpotzeeError:
+        status, code = response.status, decision.code
+        if decision.reason == "unauthorized":
+            return SpotzeeAuthError(
                 "Spotzee refused the API key: check the connection's password holds a valid sk_… key for "
                 "this project" + (" with write permission" if status == 403 else ""),
                 status=status, code=code, request_id=response.request_id)
-        if code == "version_unsupported":
-            raise SpotzeeAuthError(
+        if decision.reason == "version_unsupported":
+            return SpotzeeAuthError(
                 f"Spotzee does not support API version {self.config.api_version!r}: fix the connection's "
                 "'api_version' extra (YYYY-MM-DD), or remove it to use the current version",
                 status=status, code=code, request_id=response.request_id)
-        if 300 <= status < 400:
-            raise SpotzeeConfigError(
-                f"Spotzee answered {method} {path} with a redirect (HTTP {status}); redirects are not "
-                "followed so the key is never sent elsewhere: set the connection's host to the final base URL")
-        return response
-
-    def _wait(self, state: RetryCallState, attempt: _Attempt) -> float:
-        error = attempt.last
-        jitter = self._rng.uniform(0, JITTER_SECONDS)
-        if error is not None and error.retry_after is not None:
-            attempt.server_waits += 1
-            base = error.retry_after * (2 ** (attempt.server_waits - 1))
-        else:
-            attempt.server_waits = 0
-            base = 0.25 * (2 ** (state.attempt_number - 1))
-        return min(self.config.max_wait, base) + jitter
+        return SpotzeeConfigError(
+            f"Spotzee answered {method} {path} with a redirect (HTTP {status}); redirects are not "
+            "followed so the key is never sent elsewhere: set the connection's host to the final base URL")
 
     def _count_retry(self, state: RetryCallState) -> None:
         self.counters.retries += 1
         if self.counters.retries in (1, 10, 100) or self.counters.retries % 1000 == 0:
-            error = state.outcome.exception() if state.outcome else None
             log.info("Spotzee: retrying (%d retries so far; last: %s)", self.counters.retries,
-                     getattr(error, "code", type(error).__name__))
+                     classify(_outcome(state)).code)
 
 
 def api_error(response: ApiResponse, what: str) -> SpotzeeAPIError:

@@ -19,14 +19,14 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from functools import cached_property
 from typing import Any, Literal, TypeVar
-from urllib.parse import quote
 
 from airflow.providers.common.compat.sdk import BaseHook, mask_secret
 from pydantic import ValidationError
 
-from airflow_provider_spotzee.batching import MAX_BATCH_SIZE, check_batch_size, idempotency_key
+from airflow_provider_spotzee.api_facts import MAX_BATCH_SIZE
+from airflow_provider_spotzee.batching import check_batch_size, idempotency_key
 from airflow_provider_spotzee.config import ClientConfig, client_config_from_connection
-from airflow_provider_spotzee.exceptions import SpotzeeAPIError, SpotzeeConfigError, SpotzeeError
+from airflow_provider_spotzee.exceptions import SpotzeeConfigError, SpotzeeError
 from airflow_provider_spotzee.models import Contact, ItemFailure, SendResult, SubscriptionChange
 from airflow_provider_spotzee.send import (
     EVENTS,
@@ -36,7 +36,8 @@ from airflow_provider_spotzee.send import (
     Endpoint,
     send_records,
 )
-from airflow_provider_spotzee.transport import RetryableError, SpotzeeTransport, api_error
+from airflow_provider_spotzee.transport import SpotzeeTransport, api_error
+from airflow_provider_spotzee.visibility import fetch_user, user_path
 
 T = TypeVar("T")
 
@@ -226,11 +227,11 @@ class SpotzeeHook(BaseHook):
             raise SpotzeeConfigError(f"invalid subscription toggle: {exc.errors(include_input=False)[0]['msg']}") from None
         if not 1 <= len(items) <= MAX_BATCH_SIZE:
             raise SpotzeeConfigError(f"update_user_subscriptions takes 1 to {MAX_BATCH_SIZE} toggles, got {len(items)}")
-        path = f"/users/{_user_path(user_id)}/subscriptions"
+        path = f"/users/{user_path(user_id)}/subscriptions"
         body = json.dumps([t.model_dump() for t in items], separators=(",", ":")).encode()
         key = idempotency_key(_namespace(idempotency_namespace), "PATCH", path, body)
         async with SpotzeeTransport(config or await self.aget_config()) as transport:
-            response = await _final(transport.request("PATCH", path, body=body, idempotency_key=key), path)
+            response = await transport.request("PATCH", path, body=body, idempotency_key=key)
         if response.status == 404:
             raise api_error(response, f"Spotzee has no contact {user_id!r}")
         if response.status >= 300:
@@ -246,7 +247,7 @@ class SpotzeeHook(BaseHook):
 
     async def aget_user(self, user_id: str | int, *, config: ClientConfig | None = None) -> Contact | None:
         async with SpotzeeTransport(config or await self.aget_config()) as transport:
-            return await _final(fetch_user(transport, user_id), f"/users/{user_id}")
+            return await fetch_user(transport, user_id)
 
     def iter_users(self, *, q: str | None = None, sort: str | None = None, page_size: int = MAX_BATCH_SIZE,
                    max_items: int | None = None) -> Iterator[Contact]:
@@ -296,7 +297,7 @@ class SpotzeeHook(BaseHook):
 
             async def probe() -> str:
                 async with SpotzeeTransport(config) as transport:
-                    response = await _final(transport.request("GET", "/users", params={"limit": 1}), "/users")
+                    response = await transport.request("GET", "/users", params={"limit": 1})
                 if response.status >= 300:
                     raise api_error(response, "Spotzee answered the connection test with an error")
                 return (f"Connected to Spotzee at {config.base_url} (API version "
@@ -312,34 +313,10 @@ class SpotzeeHook(BaseHook):
 async def _page(transport: SpotzeeTransport, q: str | None, sort: str | None, limit: int,
                 cursor: str | None) -> tuple[list[Contact], str | None]:
     params = {k: v for k, v in {"limit": limit, "q": q, "sort": sort, "cursor": cursor}.items() if v is not None}
-    response = await _final(transport.request("GET", "/users", params=params), "/users")
+    response = await transport.request("GET", "/users", params=params)
     if response.status >= 300:
         raise api_error(response, "Spotzee could not list contacts")
     payload = response.json()
     return [Contact.model_validate(c) for c in payload.get("results") or []], payload.get("nextCursor")
 
 
-async def fetch_user(transport: SpotzeeTransport, user_id: str | int) -> Contact | None:
-    """``GET /users/{userId}`` on an open transport; ``None`` on 404. Exhausted retries raise RetryableError."""
-    path = f"/users/{_user_path(user_id)}"
-    response = await transport.request("GET", path)
-    if response.status == 404:
-        return None
-    if response.status >= 300:
-        raise api_error(response, f"Spotzee could not look up contact {user_id!r}")
-    return Contact.model_validate(response.json())
-
-
-def _user_path(user_id: str | int) -> str:
-    text = str(user_id).strip()
-    if not text:
-        raise SpotzeeConfigError("user_id must not be empty")
-    return quote(text, safe="")
-
-
-async def _final(request: Awaitable[Any], what: str) -> Any:
-    """Await a request; exhausted retries become a SpotzeeAPIError that names the last error code."""
-    try:
-        return await request
-    except RetryableError as exc:
-        raise SpotzeeAPIError(f"Spotzee {what} kept failing after retries", status=exc.status, code=exc.code) from None

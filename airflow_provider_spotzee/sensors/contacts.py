@@ -17,7 +17,6 @@ from airflow.providers.common.compat.sdk import (
 
 from airflow_provider_spotzee.exceptions import SpotzeeAPIError, SpotzeeAuthError
 from airflow_provider_spotzee.hooks.spotzee import SpotzeeHook, run_sync
-from airflow_provider_spotzee.transport import RetryableError
 from airflow_provider_spotzee.triggers.contacts import REPORTED_IDS, SpotzeeContactTrigger
 from airflow_provider_spotzee.visibility import missing_contacts, normalise_ids, parse_since
 
@@ -68,7 +67,7 @@ class SpotzeeContactSensor(BaseSensorOperator):
             self._pending = run_sync(lambda: missing_contacts(config, pending, since))
         except SpotzeeAuthError:
             raise
-        except (RetryableError, SpotzeeAPIError) as exc:
+        except SpotzeeAPIError as exc:  # retries exhausted, cannot connect, an odd answer: next poke
             self.log.warning("Spotzee lookups failed this poke (%s); trying again next poke", exc)
             return False
         if self._pending:

@@ -11,7 +11,6 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_spotzee.exceptions import SpotzeeAuthError, SpotzeeError
 from airflow_provider_spotzee.hooks.spotzee import SpotzeeHook
-from airflow_provider_spotzee.transport import RetryableError
 from airflow_provider_spotzee.visibility import missing_contacts, parse_since
 
 REPORTED_IDS = 100
@@ -64,7 +63,7 @@ class SpotzeeContactTrigger(BaseTrigger):
             except SpotzeeAuthError as exc:
                 yield TriggerEvent({"status": "error", "message": str(exc)})
                 return
-            except (RetryableError, SpotzeeError) as exc:
+            except SpotzeeError as exc:
                 errors += 1
                 self.log.warning("Spotzee poll failed (%d in a row): %s", errors, exc)
                 if errors >= self.max_consecutive_errors:

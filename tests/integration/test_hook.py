@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 
 import pytest
 
-from airflow_provider_spotzee.exceptions import SpotzeeAuthError, SpotzeeConfigError
+from airflow_provider_spotzee.exceptions import (
+    SpotzeeAPIError,
+    SpotzeeAuthError,
+    SpotzeeConfigError,
+    SpotzeeRetriesExhausted,
+)
 from airflow_provider_spotzee.hooks.spotzee import SpotzeeHook
 from airflow_provider_spotzee.models import UserUpsert
 from airflow_provider_spotzee.send import Endpoint
@@ -173,6 +179,18 @@ def test_batches_that_exhaust_retries_are_dead_lettered_with_payloads(monkeypatc
     assert result.dead_lettered == 150 and result.succeeded == 0 and result.requests == 4
     assert {f.code for f in result.failures} <= {"internal_error", "service_unavailable"}
     assert result.payloads[149]["external_id"] == "u-149"
+    assert all(re.fullmatch(r"gave up after 1 retries: POST /users/batch: HTTP 50[03] \w+", f.message)
+               for f in result.failures)
+
+
+def test_reads_that_exhaust_retries_raise_a_spotzee_error_with_status_and_code(monkeypatch, emulator):
+    connection_env(monkeypatch, emulator, max_retries=1, max_wait=0.2)
+    emulator.set_faults(error_rate=1.0)
+    with pytest.raises(SpotzeeRetriesExhausted) as info:
+        SpotzeeHook().get_user("u-1")
+    assert isinstance(info.value, SpotzeeAPIError)
+    assert info.value.status in (500, 503) and info.value.code in ("internal_error", "service_unavailable")
+    assert "kept failing after 1 retries" in str(info.value)
 
 
 def test_a_missing_endpoint_fails_fast_as_a_config_error(hook, emulator):
