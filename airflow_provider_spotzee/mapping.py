@@ -10,9 +10,14 @@ JSON the way a DAG author expects: ``Decimal`` → number, ``datetime``/``date``
 from __future__ import annotations
 
 import datetime as dt
+import difflib
+import types
+import typing
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
+
+from pydantic import BaseModel
 
 from airflow_provider_spotzee.exceptions import SpotzeeConfigError
 
@@ -87,3 +92,50 @@ def check_columns(mapper: Mapper, columns: Iterable[str]) -> None:
     missing = [c for c in wanted if c not in present]
     if missing:
         raise SpotzeeConfigError(f"mapping names columns the source does not have: {missing} (source columns: {sorted(present)})")
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model an annotation holds (``UserProfile | None`` → ``UserProfile``), if any."""
+    candidates = typing.get_args(annotation) if isinstance(annotation, types.UnionType) or \
+        typing.get_origin(annotation) is typing.Union else (annotation,)
+    for candidate in candidates:
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def _is_object(annotation: Any) -> bool:
+    """Whether a field holds a free-form JSON object (``data``): any key below it is the user's."""
+    candidates = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
+    return any(candidate is dict or typing.get_origin(candidate) is dict for candidate in candidates)
+
+
+def check_targets(mapping: Mapping[str, str], model: type[BaseModel]) -> None:
+    """Refuse, when the DAG is parsed, a dict mapping whose target is not a field of the payload ``model``:
+    a misspelled target would otherwise make every record invalid. Names the nearest valid field."""
+    for column, target in mapping.items():
+        if not isinstance(target, str):
+            continue  # build_mapper words this one
+        current: type[BaseModel] | None = model
+        walked: list[str] = []
+        for part in target.split("."):
+            if current is None:
+                break
+            fields = current.model_fields
+            if part not in fields:
+                where = ".".join(walked)
+                valid = sorted(f"{where}.{name}" if where else name for name in fields)
+                near = difflib.get_close_matches(".".join([*walked, part]), valid, n=1)
+                hint = f"; did you mean {near[0]!r}?" if near else ""
+                raise SpotzeeConfigError(
+                    f"mapping target {target!r} (column {column!r}) is not a field of {model.__name__}{hint} "
+                    f"Valid targets: {', '.join(valid)}" + (f" or {where + '.' if where else ''}data.<name>"
+                                                            if "data" in fields else ""))
+            walked.append(part)
+            annotation = fields[part].annotation
+            if _is_object(annotation):
+                break  # data.<anything>
+            current = _model_of(annotation)
+            if current is None and part != target.split(".")[-1]:
+                raise SpotzeeConfigError(f"mapping target {target!r} (column {column!r}): {'.'.join(walked)} "
+                                         f"is a single value in {model.__name__}, it has no sub-fields")

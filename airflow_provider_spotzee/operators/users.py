@@ -27,8 +27,8 @@ class UpsertUsersOperator(SpotzeeSyncOperator):
         if mode not in ("sync", "async"):
             raise SpotzeeConfigError(f"mode must be 'sync' or 'async', got {mode!r}")
         kwargs.setdefault("sent_ids_in_xcom", 10_000 if mode == "async" else 0)
+        self.mode = mode  # before the base's checks, which read self.endpoint
         super().__init__(**kwargs)
-        self.mode = mode
 
     @property
     def endpoint(self) -> Endpoint:  # type: ignore[override]

@@ -1,11 +1,17 @@
-"""The operator's failure spill: failures stream to disk; only indexes and the first N stay in memory."""
+"""The engine's failure spill: failures stream to disk; only indexes and the first N stay in memory."""
 
 from __future__ import annotations
 
 import json
 
 from airflow_provider_spotzee.models import ItemFailure
-from airflow_provider_spotzee.operators.base import _counts_upto, _FailureSpill, read_failure_payloads
+from airflow_provider_spotzee.operators.base import open_path, read_failure_payloads
+from airflow_provider_spotzee.sync.failures import FailureSpill
+from airflow_provider_spotzee.sync.progress import Progress
+
+
+def _FailureSpill(path, start_index, keep):
+    return FailureSpill(open_path(str(path)), start_index, keep, local="://" not in str(path))
 
 
 def _failure(index: int, stage: str = "invalid") -> ItemFailure:
@@ -65,7 +71,9 @@ def test_checkpoint_counts_come_from_the_indexes(tmp_path):
     with _FailureSpill(str(tmp_path / "f.jsonl"), start_index=0, keep=0) as spill:
         for index, stage in ((2, "invalid"), (5, "rejected"), (8, "dead_lettered"), (11, "invalid")):
             spill.add(_failure(index, stage), None)
-        counts = _counts_upto({}, spill, 9, 0, [3])
+        progress = Progress(0, {}, spill)
+        progress.unchanged(3)
+        counts = progress.counts_upto(9)
     assert counts == {"extracted": 10, "sent_ok": 6, "unchanged": 1, "invalid": 1, "rejected": 1,
                       "dead_lettered": 1}
 

@@ -1,0 +1,285 @@
+"""Diff syncs: send only the rows whose payload changed since Spotzee last confirmed it.
+
+The snapshot is a table in a SQL database the DAG author can query: one row per (sync, key) with the hash
+of the exact bytes Spotzee last confirmed, the last outcome, its error code and when. It doubles as the
+per-row status of the sync (docs/diff-sync.md).
+
+How the diff is computed, in one streaming pass and with no dict of every key in memory:
+
+1. The source is read in key order (a keyset pager, as for every SQL source).
+2. Each page of keys is looked up in the snapshot with one ``IN`` query: equality only, so the result is
+   the same whatever the two databases' collations or the key's type (text "10" and integer 10 never meet
+   in a comparison of order).
+3. Each row is mapped, validated and serialised; the hash of those bytes decides: no snapshot row →
+   ``new``; a last outcome other than ``sent`` → ``retried``; another hash → ``changed``; else
+   ``unchanged`` (counted, never sent).
+4. At the send's commit points the snapshot rows of the records up to that point are written, before the
+   checkpoint that covers them: a confirmed item gets its new hash; a failed one keeps the hash last
+   confirmed, with the failure's stage and code.
+5. Removed keys (in the snapshot, gone from the source) are found after the pass by paging the snapshot's
+   keys and asking the source which of them it still holds (again ``IN`` queries). When the try started
+   from the beginning and every snapshot row it began with was matched, that pass is skipped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from airflow_provider_spotzee.exceptions import SpotzeeConfigError
+from airflow_provider_spotzee.models import ItemFailure
+from airflow_provider_spotzee.send import Endpoint, Prepared, prepare
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SNAPSHOT_TABLE = "spotzee_sync_snapshot"
+MAX_KEY_LEN = 512
+LOOKUP_CHUNK = 500  # keys per IN query (SQLite's oldest variable limit is 999)
+INSERT_CHUNK = 100  # rows per multi-row INSERT (6 values each)
+WRITE_EVERY = 5000  # buffered snapshot rows before a write, between checkpoints
+
+SNAPSHOT_DDL = """CREATE TABLE IF NOT EXISTS {table} (
+    sync_id VARCHAR(512) NOT NULL,
+    row_key VARCHAR(512) NOT NULL,
+    payload_hash CHAR(32),
+    status VARCHAR(16) NOT NULL,
+    error_code VARCHAR(64),
+    synced_at VARCHAR(32) NOT NULL,
+    PRIMARY KEY (sync_id, row_key)
+)"""
+COLUMNS = ("sync_id", "row_key", "payload_hash", "status", "error_code", "synced_at")
+
+
+class Known(NamedTuple):
+    """What the snapshot holds for a key: the hash last confirmed (``None`` if never) and the last outcome."""
+
+    payload_hash: str | None
+    status: str
+
+
+def payload_hash(body: bytes) -> str:
+    """The snapshot's hash of the exact bytes sent for one item."""
+    return hashlib.blake2b(body, digest_size=16).hexdigest()
+
+
+def row_key(value: Any) -> str:
+    """A source key as the snapshot stores it (text); refuses keys the snapshot cannot hold."""
+    if value is None or isinstance(value, (bool, float)):
+        raise SpotzeeConfigError(f"a diff sync's key must be an integer or a string, got {type(value).__name__}")
+    text = str(value)
+    if len(text) > MAX_KEY_LEN:
+        raise SpotzeeConfigError(f"a diff sync's key is longer than {MAX_KEY_LEN} characters")
+    return text
+
+
+class SnapshotStore:
+    """The snapshot rows of one sync (``sync_id``) in ``table``, over an open DB-API connection.
+
+    Only portable SQL: ``CREATE TABLE IF NOT EXISTS``, ``IN`` lookups, and writes as a multi-row DELETE then
+    a multi-row INSERT in one transaction (no dialect's UPSERT is needed).
+    """
+
+    def __init__(self, conn: Any, placeholder: str, table: str, sync_id: str) -> None:
+        self.conn, self.ph, self.table, self.sync_id = conn, placeholder, table, sync_id
+
+    def _run(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+        cur = self.conn.cursor()
+        try:
+            cur.execute(sql, list(params))
+            return cur.fetchall() if cur.description else []
+        finally:
+            cur.close()
+
+    def ensure(self) -> None:
+        try:
+            self._run(SNAPSHOT_DDL.format(table=self.table))
+            self.conn.commit()
+        except Exception as exc:
+            raise SpotzeeConfigError(f"cannot create the snapshot table {self.table}: {type(exc).__name__}: {exc}") from exc
+
+    def count(self) -> int:
+        return int(self._run(f"SELECT COUNT(*) FROM {self.table} WHERE sync_id = {self.ph}", [self.sync_id])[0][0])
+
+    def lookup(self, keys: list[str]) -> dict[str, Known]:
+        found: dict[str, Known] = {}
+        for start in range(0, len(keys), LOOKUP_CHUNK):
+            chunk = keys[start:start + LOOKUP_CHUNK]
+            marks = ", ".join([self.ph] * len(chunk))
+            for key, digest, status in self._run(
+                    f"SELECT row_key, payload_hash, status FROM {self.table} "
+                    f"WHERE sync_id = {self.ph} AND row_key IN ({marks})", [self.sync_id, *chunk]):
+                found[key] = Known(digest, status)
+        return found
+
+    def write(self, rows: list[tuple[str, str | None, str, str | None]]) -> None:
+        """Replace the rows of these keys: ``(key, hash, status, error_code)``; one transaction."""
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        try:
+            for start in range(0, len(rows), INSERT_CHUNK):
+                chunk = rows[start:start + INSERT_CHUNK]
+                self._delete([key for key, *_ in chunk], commit=False)
+                values = ", ".join(["(" + ", ".join([self.ph] * len(COLUMNS)) + ")"] * len(chunk))
+                params: list[Any] = []
+                for key, digest, status, code in chunk:
+                    params += [self.sync_id, key, digest, status, code, now]
+                self._run(f"INSERT INTO {self.table} ({', '.join(COLUMNS)}) VALUES {values}", params)
+            self.conn.commit()
+        except Exception:
+            self.conn.rollback()
+            raise
+
+    def delete(self, keys: list[str]) -> None:
+        self._delete(keys, commit=True)
+
+    def _delete(self, keys: list[str], *, commit: bool) -> None:
+        for start in range(0, len(keys), LOOKUP_CHUNK):
+            chunk = keys[start:start + LOOKUP_CHUNK]
+            marks = ", ".join([self.ph] * len(chunk))
+            self._run(f"DELETE FROM {self.table} WHERE sync_id = {self.ph} AND row_key IN ({marks})",
+                      [self.sync_id, *chunk])
+        if commit:
+            self.conn.commit()
+
+    def key_pages(self, page: int = 1000) -> Iterator[list[str]]:
+        """Every key of this sync, a page at a time, in the snapshot database's own order (keyset paging,
+        so rows deleted meanwhile do not shift the pages)."""
+        last: str | None = None
+        while True:
+            after = f" AND row_key > {self.ph}" if last is not None else ""
+            params = [self.sync_id] + ([last] if last is not None else [])
+            rows = self._run(f"SELECT row_key FROM {self.table} WHERE sync_id = {self.ph}{after} "
+                             f"ORDER BY row_key LIMIT {int(page)}", params)
+            if not rows:
+                return
+            keys = [row[0] for row in rows]
+            yield keys
+            last = keys[-1]
+
+
+@dataclass
+class DiffCounts:
+    new: int = 0
+    changed: int = 0
+    retried: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    removed_sent: int = 0
+    removed_failed: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(vars(self))
+
+
+@dataclass
+class Differ:
+    """Decides, row by row, what a diff sync sends, and writes the outcomes back to the snapshot.
+
+    ``write=False`` (a dry run) reads the snapshot and writes nothing. ``full_resync=True`` treats every
+    row as new (sends everything) and rewrites the snapshot.
+    """
+
+    store: SnapshotStore
+    endpoint: Endpoint
+    full_resync: bool = False
+    write: bool = True
+    resumed: bool = False
+    counts: DiffCounts = field(default_factory=DiffCounts)
+    key_is_int: bool | None = None
+    _before: int = 0
+    _matched: int = 0
+    _pending: deque[tuple[int, str, str | None, str | None]] = field(default_factory=deque)
+    _failed: dict[int, tuple[str, str]] = field(default_factory=dict)
+    _buffer: list[tuple[str, str | None, str, str | None]] = field(default_factory=list)
+
+    def start(self) -> None:
+        if self.write:
+            self.store.ensure()
+        self._before = self.store.count() if not self.resumed else 0
+
+    # --------------------------------------------------------------------------------- classification
+
+    def annotate(self, rows: Iterable[tuple[Any, Any]]) -> Iterator[tuple[Any, Any, Known | None]]:
+        """``(cursor, row)`` pairs with what the snapshot knows of each row's key, looked up a page at a time.
+        The key is the cursor's last value (diff sources are read in key order)."""
+        page: list[tuple[Any, Any]] = []
+        for pair in rows:
+            page.append(pair)
+            if len(page) >= LOOKUP_CHUNK:
+                yield from self._annotated(page)
+                page = []
+        if page:
+            yield from self._annotated(page)
+
+    def _annotated(self, page: list[tuple[Any, Any]]) -> Iterator[tuple[Any, Any, Known | None]]:
+        if self.key_is_int is None:
+            self.key_is_int = isinstance(page[0][0][-1], int)
+        known = {} if self.full_resync else self.store.lookup([row_key(cursor[-1]) for cursor, _ in page])
+        self._matched += len(known)
+        for cursor, row in page:
+            yield cursor, row, known.get(row_key(cursor[-1]))
+
+    def decide(self, index: int, key: Any, payload: Any, known: Known | None) -> bool:
+        """Whether to send this record; remembers it so its outcome can be written at its commit point."""
+        item = prepare(self.endpoint, index, payload)
+        digest = payload_hash(item.body) if isinstance(item, Prepared) else None
+        old = known.payload_hash if known is not None else None
+        if known is None:
+            self.counts.new += 1
+        elif known.status != "sent":
+            self.counts.retried += 1
+        elif digest is not None and digest == old:
+            self.counts.unchanged += 1
+            return False
+        else:
+            self.counts.changed += 1
+        self._pending.append((index, row_key(key), digest, old))
+        return True
+
+    def unmappable(self, index: int, key: Any, known: Known | None) -> None:
+        """A row the mapping could not turn into a payload: sent on as an invalid record, its outcome kept."""
+        self.counts.new += known is None
+        self.counts.retried += known is not None
+        self._pending.append((index, row_key(key), None, known.payload_hash if known is not None else None))
+
+    # ------------------------------------------------------------------------------------ outcomes
+
+    def failed(self, failure: ItemFailure) -> None:
+        self._failed[failure.index] = (failure.stage, failure.code)
+
+    def commit(self, index: int) -> None:
+        """Every record ≤ ``index`` is final: queue their snapshot rows."""
+        pending, failed = self._pending, self._failed
+        while pending and pending[0][0] <= index:
+            position, key, digest, old = pending.popleft()
+            outcome = failed.pop(position, None)
+            if outcome is not None:
+                self._buffer.append((key, old, outcome[0], outcome[1]))
+            elif digest is not None:
+                self._buffer.append((key, digest, "sent", None))
+        if len(self._buffer) >= WRITE_EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the queued snapshot rows (before the checkpoint that covers them)."""
+        if self._buffer and self.write:
+            self.store.write(self._buffer)
+        self._buffer = []
+
+    # ------------------------------------------------------------------------------------- removed
+
+    def removed_keys(self, still_there: Callable[[list[Any]], set[Any]]) -> Iterator[list[Any]]:
+        """Pages of keys in the snapshot that the source no longer holds (``still_there(keys)`` asks it).
+        Skipped when this try read every row from the start and matched every snapshot row it began with."""
+        if not self.resumed and not self.full_resync and self._matched >= self._before:
+            return
+        for page in self.store.key_pages():
+            keys = [int(k) if self.key_is_int and k.lstrip("-").isdigit() else k for k in page]
+            present = {row_key(k) for k in still_there(keys)}
+            gone = [k for k, text in zip(keys, page) if text not in present]
+            if gone:
+                yield gone
