@@ -45,6 +45,7 @@ Nothing here logs a header, a body or the key.
 
 from __future__ import annotations
 
+import contextvars
 import email.utils
 import json
 import logging
@@ -73,6 +74,35 @@ from airflow_provider_spotzee.exceptions import (
 from airflow_provider_spotzee.pacing import Pacer
 
 log = logging.getLogger(__name__)
+
+#: True while this provider's transport sends (set per request, so per asyncio task).
+_SENDING: contextvars.ContextVar[bool] = contextvars.ContextVar("spotzee_transport_sending", default=False)
+
+
+class _QuietOwnRequests(logging.Filter):
+    """Drops httpx's per-request INFO line ("HTTP Request: POST https://…/users/batch …") for requests
+    this transport sends, and only those.
+
+    A million-row sync would otherwise write ten thousand such lines into the task log, and the line's
+    URL carries user ids (``/users/{external_id}``, ``?q=``). Filtering by the sending context, instead
+    of raising the ``httpx`` logger's level, leaves every other httpx user in the process (and anybody
+    who turns httpx logging up on purpose) exactly as they were: nothing global changes.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _SENDING.get()
+
+
+_QUIET_FILTER = _QuietOwnRequests()
+
+
+def _install_quiet_filter() -> None:
+    httpx_log = logging.getLogger("httpx")  # httpx logs its request lines on exactly this logger
+    if not any(isinstance(f, _QuietOwnRequests) for f in httpx_log.filters):
+        httpx_log.addFilter(_QUIET_FILTER)
+
+
+_install_quiet_filter()
 
 USER_AGENT = "airflow-provider-spotzee/0.1"
 #: Status codes that are retried (with the same idempotency key).
@@ -359,11 +389,14 @@ class SpotzeeTransport:
         records them as the outcome); every response is returned, whatever its status."""
         await pacer.acquire()
         self.counters.requests += 1
+        quiet = _SENDING.set(True)
         try:
             raw = await self._client.request(method, path, content=body, headers=headers, params=params)
         except httpx.TransportError:
             pacer.answered()
             raise
+        finally:
+            _SENDING.reset(quiet)
         self.answered = True
         response = ApiResponse(raw.status_code, raw.headers, raw.content,
                                replayed=raw.headers.get("idempotent-replayed", "").lower() == "true")

@@ -11,9 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
-import gc
 import json
-import logging
 import math
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
@@ -40,10 +38,6 @@ from airflow_provider_spotzee.transport import SpotzeeTransport, api_error
 from airflow_provider_spotzee.visibility import fetch_user, user_path
 
 T = TypeVar("T")
-
-# httpx logs every request line at INFO; a million-row sync would drown the task log in them.
-logging.getLogger("httpx").setLevel(logging.WARNING)
-logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 
 
@@ -179,14 +173,9 @@ class SpotzeeHook(BaseHook):
              on_failure: Callable[[ItemFailure, Any], None] | None = None) -> SendResult:
         """The one send path, for any batch endpoint spec (see :func:`~airflow_provider_spotzee.send.send_records`).
 
-        Calls ``gc.freeze()`` first: a long send allocates many short-lived objects, and every full
-        collection would otherwise rescan the task process's whole import-time heap (Airflow, pydantic,
-        httpx) and stall the event loop; frozen objects are simply left out of those scans. Measured in
-        ``benchmarks/``: 0.941–0.948 → 0.955–0.959 of the Starter ceiling. Garbage is collected first, so
-        nothing that is already unreachable is kept.
+        The hook changes nothing process-wide (no ``gc.freeze()``, no logger levels): what the task
+        process does with its collector is the caller's choice (see docs/performance.md).
         """
-        gc.collect()
-        gc.freeze()
         config = self.config
         return run_sync(lambda: self.asend(endpoint, records, idempotency_namespace=idempotency_namespace,
                                            batch_size=batch_size, collect_contacts=collect_contacts,
