@@ -38,7 +38,7 @@ from airflow_provider_spotzee.send import Endpoint
 from airflow_provider_spotzee.sources import Partition, SqlSource, json_cursor, sql_hook
 from airflow_provider_spotzee.sync.checkpoint import CHECKPOINT_KEY, Checkpointer, Resume
 from airflow_provider_spotzee.sync.dedupe import Dedupe
-from airflow_provider_spotzee.sync.diff import DEFAULT_SNAPSHOT_TABLE, Differ, SnapshotStore
+from airflow_provider_spotzee.sync.diff import DEFAULT_SNAPSHOT_TABLE, Differ, SnapshotStore, run_tag
 from airflow_provider_spotzee.sync.engine import Removal, SyncJob
 from airflow_provider_spotzee.sync.failures import FailureSpill
 from airflow_provider_spotzee.sync.failures import read_failure_payloads as _read_payloads
@@ -283,7 +283,7 @@ class SpotzeeSyncOperator(BaseOperator):
         job.dedupe = self._sql_dedupe(source, window)
         if self.incremental != "diff":
             return job, source, window, None
-        job.differ = self._differ(context, resume, stack)
+        job.differ = self._differ(context, namespace, resume, stack)
         stack.enter_context(source.session())  # the removal pass asks the source many small questions
         partition = window.get("partition")
         removal = Removal(job.differ, lambda keys: source.existing_keys(keys, partition), self.max_failures_in_xcom)
@@ -338,11 +338,12 @@ class SpotzeeSyncOperator(BaseOperator):
             return None
         return Dedupe(column=column, remaining=source.duplicate_counts(column, **window))
 
-    def _differ(self, context: Mapping[str, Any], resume: Resume | None, stack: ExitStack) -> Differ:
+    def _differ(self, context: Mapping[str, Any], namespace: str, resume: Resume | None, stack: ExitStack) -> Differ:
         hook = sql_hook(self.snapshot_conn_id or self.conn_id or "", "snapshot")
         conn = hook.get_conn()
         stack.callback(conn.close)
-        store = SnapshotStore(conn, hook.placeholder, _ident_table(self.snapshot_table), self._sync_id(context))
+        store = SnapshotStore(conn, hook.placeholder, _ident_table(self.snapshot_table), self._sync_id(context),
+                              run_tag(namespace))
         differ = Differ(store, self.endpoint, full_resync=_flag(self.full_resync), write=not self.preview,
                         resumed=resume is not None)
         differ.start()

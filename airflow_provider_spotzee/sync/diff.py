@@ -50,16 +50,24 @@ SNAPSHOT_DDL = """CREATE TABLE IF NOT EXISTS {table} (
     status VARCHAR(16) NOT NULL,
     error_code VARCHAR(64),
     synced_at VARCHAR(32) NOT NULL,
+    sync_run CHAR(16) NOT NULL,
     PRIMARY KEY (sync_id, row_key)
 )"""
-COLUMNS = ("sync_id", "row_key", "payload_hash", "status", "error_code", "synced_at")
+COLUMNS = ("sync_id", "row_key", "payload_hash", "status", "error_code", "synced_at", "sync_run")
 
 
 class Known(NamedTuple):
-    """What the snapshot holds for a key: the hash last confirmed (``None`` if never) and the last outcome."""
+    """What the snapshot holds for a key: the hash last confirmed (``None`` if never), the last outcome, and
+    the run that wrote it."""
 
     payload_hash: str | None
     status: str
+    sync_run: str
+
+
+def run_tag(namespace: str) -> str:
+    """The snapshot's short name for a run (its idempotency namespace): which run wrote a row."""
+    return hashlib.blake2b(namespace.encode(), digest_size=8).hexdigest()
 
 
 def payload_hash(body: bytes) -> str:
@@ -84,8 +92,8 @@ class SnapshotStore:
     a multi-row INSERT in one transaction (no dialect's UPSERT is needed).
     """
 
-    def __init__(self, conn: Any, placeholder: str, table: str, sync_id: str) -> None:
-        self.conn, self.ph, self.table, self.sync_id = conn, placeholder, table, sync_id
+    def __init__(self, conn: Any, placeholder: str, table: str, sync_id: str, run: str) -> None:
+        self.conn, self.ph, self.table, self.sync_id, self.run = conn, placeholder, table, sync_id, run
 
     def _run(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
         cur = self.conn.cursor()
@@ -110,10 +118,10 @@ class SnapshotStore:
         for start in range(0, len(keys), LOOKUP_CHUNK):
             chunk = keys[start:start + LOOKUP_CHUNK]
             marks = ", ".join([self.ph] * len(chunk))
-            for key, digest, status in self._run(
-                    f"SELECT row_key, payload_hash, status FROM {self.table} "
+            for key, digest, status, run in self._run(
+                    f"SELECT row_key, payload_hash, status, sync_run FROM {self.table} "
                     f"WHERE sync_id = {self.ph} AND row_key IN ({marks})", [self.sync_id, *chunk]):
-                found[key] = Known(digest, status)
+                found[key] = Known(digest, status, run)
         return found
 
     def write(self, rows: list[tuple[str, str | None, str, str | None]]) -> None:
@@ -126,7 +134,7 @@ class SnapshotStore:
                 values = ", ".join(["(" + ", ".join([self.ph] * len(COLUMNS)) + ")"] * len(chunk))
                 params: list[Any] = []
                 for key, digest, status, code in chunk:
-                    params += [self.sync_id, key, digest, status, code, now]
+                    params += [self.sync_id, key, digest, status, code, now, self.run]
                 self._run(f"INSERT INTO {self.table} ({', '.join(COLUMNS)}) VALUES {values}", params)
             self.conn.commit()
         except Exception:
@@ -230,7 +238,9 @@ class Differ:
         old = known.payload_hash if known is not None else None
         if known is None:
             self.counts.new += 1
-        elif known.status != "sent":
+        elif known.status != "sent" or known.sync_run == self.store.run:
+            # a failure is retried; a row this very run wrote (an earlier try's outcome past its last
+            # checkpoint) is sent again exactly as that try sent it: the same batches, so the same keys
             self.counts.retried += 1
         elif digest is not None and digest == old:
             self.counts.unchanged += 1
@@ -263,6 +273,13 @@ class Differ:
                 self._buffer.append((key, digest, "sent", None))
         if len(self._buffer) >= WRITE_EVERY:
             self.flush()
+
+    def settle(self) -> None:
+        """After a send that returned: every record it was given has its outcome (a dead-lettered batch
+        stops commit points, not outcomes), so all of them are written."""
+        if self._pending:
+            self.commit(self._pending[-1][0])
+        self.flush()
 
     def flush(self) -> None:
         """Write the queued snapshot rows (before the checkpoint that covers them)."""

@@ -106,6 +106,8 @@ class SyncJob:
         result = send(self.endpoint, self.payloads(), idempotency_namespace=self.namespace,
                       batch_size=self.batch_size, on_commit=on_commit, start_index=progress.start_index,
                       on_failure=on_failure)
+        if differ is not None:
+            differ.settle()
         checkpoints.flush()
         return result
 
