@@ -6,15 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import re
 from collections.abc import Iterable, Sequence
 from urllib.parse import quote
 
+from airflow_provider_spotzee.api_facts import MAX_BATCH_SIZE
 from airflow_provider_spotzee.config import ClientConfig
-from airflow_provider_spotzee.exceptions import SpotzeeConfigError
+from airflow_provider_spotzee.exceptions import SpotzeeAPIError, SpotzeeConfigError
 from airflow_provider_spotzee.models import Contact
 from airflow_provider_spotzee.transport import SpotzeeTransport, api_error
 
 LOOKUP_CONCURRENCY = 8
+#: What a lenient integer parser could read as a number (Python's ``int()`` takes all of these).
+NUMERIC_LOOKING = re.compile(r"\s*[+-]?\d[\d_]*\s*")
+#: The code of the error raised when a numeric contact id resolves to another contact's external_id.
+CONTACT_ID_AMBIGUOUS = "contact_id_ambiguous"
 
 
 def parse_since(value: str | dt.datetime | None) -> dt.datetime | None:
@@ -47,6 +53,8 @@ def normalise_ids(external_ids: Iterable[object] | str | None) -> list[str]:
 
 async def missing_contacts(config: ClientConfig, external_ids: Sequence[str], since: dt.datetime | None) -> list[str]:
     """The ids (in input order) not yet visible. Lookups are paced by the read budget and run a few at a time.
+    A contact counts only if its external_id is exactly the one asked for (:func:`find_by_external_id`),
+    so an all-digit id never reports somebody else's contact as visible.
 
     Raises :class:`~airflow_provider_spotzee.exceptions.SpotzeeAuthError` on 401/403 and
     :class:`~airflow_provider_spotzee.exceptions.SpotzeeRetriesExhausted` when Spotzee keeps failing
@@ -57,26 +65,90 @@ async def missing_contacts(config: ClientConfig, external_ids: Sequence[str], si
 
         async def check(external_id: str) -> bool:
             async with gate:
-                return is_visible(await fetch_user(transport, external_id), since)
+                return is_visible(await find_by_external_id(transport, external_id), since)
 
         visible = await asyncio.gather(*(check(i) for i in external_ids))
     return [i for i, ok in zip(external_ids, visible) if not ok]
 
 
+def looks_numeric(external_id: str) -> bool:
+    """Could ``{userId}`` = this external_id be read as a numeric contact id? All digits, optionally
+    signed or with ``_`` separators and surrounding blanks: whatever a lenient integer parser accepts."""
+    return NUMERIC_LOOKING.fullmatch(external_id) is not None
+
+
 async def fetch_user(transport: SpotzeeTransport, user_id: str | int) -> Contact | None:
-    """``GET /users/{userId}`` on an open transport; ``None`` on 404. Exhausted retries raise
-    :class:`~airflow_provider_spotzee.exceptions.SpotzeeRetriesExhausted`."""
-    path = f"/users/{user_path(user_id)}"
-    response = await transport.request("GET", path)
+    """One contact on an open transport, or ``None``: a ``str`` is an external_id
+    (:func:`find_by_external_id`), an ``int`` Spotzee's numeric id (:func:`fetch_by_contact_id`)."""
+    if isinstance(user_id, bool) or not isinstance(user_id, (str, int)):
+        raise SpotzeeConfigError(f"user_id must be an external_id (str), got {type(user_id).__name__}")
+    if isinstance(user_id, int):
+        return await fetch_by_contact_id(transport, user_id)
+    return await find_by_external_id(transport, user_id)
+
+
+async def find_by_external_id(transport: SpotzeeTransport, external_id: str) -> Contact | None:
+    """The contact whose external_id is exactly ``external_id``, or ``None``. Never somebody else.
+
+    ``GET /users/{userId}`` resolves a numeric contact id as well as an external_id, so an all-digit
+    external_id such as ``"1024"`` may come back as contact *id* 1024. A contact is accepted only if its
+    external_id equals the one asked for. For a numeric-looking id that got somebody else, the contact
+    is looked for with ``GET /users?q=<id>`` (every page), keeping only an exact external_id match.
+    Exhausted retries raise :class:`~airflow_provider_spotzee.exceptions.SpotzeeRetriesExhausted`.
+    """
+    wanted = external_id.strip()
+    if not wanted:
+        raise SpotzeeConfigError("external_id must not be empty")
+    response = await transport.request("GET", f"/users/{quote(wanted, safe='')}")
+    if response.status == 404:
+        return None  # neither reading of the path names anybody
+    if response.status >= 300:
+        raise api_error(response, f"Spotzee could not look up contact {wanted!r}")
+    contact = Contact.model_validate(response.json())
+    if contact.external_id == wanted:
+        return contact
+    if not looks_numeric(wanted):
+        return None  # not this person (a server that resolved the path some other way)
+    return await _search_external_id(transport, wanted)
+
+
+async def _search_external_id(transport: SpotzeeTransport, wanted: str) -> Contact | None:
+    cursor: str | None = None
+    while True:
+        params: dict[str, str | int] = {"q": wanted, "limit": MAX_BATCH_SIZE}
+        if cursor is not None:
+            params["cursor"] = cursor
+        response = await transport.request("GET", "/users", params=params)
+        if response.status >= 300:
+            raise api_error(response, f"Spotzee could not search for contact {wanted!r}")
+        payload = response.json()
+        for raw in payload.get("results") or []:
+            if isinstance(raw, dict) and raw.get("external_id") == wanted:
+                return Contact.model_validate(raw)
+        cursor = payload.get("nextCursor")
+        if not cursor:
+            return None
+
+
+async def fetch_by_contact_id(transport: SpotzeeTransport, contact_id: int) -> Contact | None:
+    """The contact with Spotzee's numeric id ``contact_id``, or ``None`` (404).
+
+    ``GET /users/{contact_id}`` may resolve as an external_id instead (a contact whose external_id is
+    ``"1024"``): such an answer is never taken for contact 1024. It raises
+    :class:`~airflow_provider_spotzee.exceptions.SpotzeeAPIError` (code ``contact_id_ambiguous``), since
+    Spotzee offers no other way to address that numeric id.
+    """
+    if isinstance(contact_id, bool) or not isinstance(contact_id, int) or contact_id < 1:
+        raise SpotzeeConfigError(f"contact_id must be a positive integer, got {contact_id!r}")
+    response = await transport.request("GET", f"/users/{contact_id}")
     if response.status == 404:
         return None
     if response.status >= 300:
-        raise api_error(response, f"Spotzee could not look up contact {user_id!r}")
-    return Contact.model_validate(response.json())
-
-
-def user_path(user_id: str | int) -> str:
-    text = str(user_id).strip()
-    if not text:
-        raise SpotzeeConfigError("user_id must not be empty")
-    return quote(text, safe="")
+        raise api_error(response, f"Spotzee could not look up contact id {contact_id}")
+    contact = Contact.model_validate(response.json())
+    if contact.id != contact_id:
+        raise SpotzeeAPIError(
+            f"Spotzee read /users/{contact_id} as the external_id of another contact, so contact id "
+            f"{contact_id} cannot be addressed by its numeric id: address it by its external_id",
+            code=CONTACT_ID_AMBIGUOUS)
+    return contact

@@ -4,6 +4,34 @@ Writes go through one send path (:mod:`airflow_provider_spotzee.send`): validate
 items, keyed with a deterministic ``Idempotency-Key``, paced below the key's budget, several batches in
 flight, retried safely. Sync methods for operators and ``@task`` code; ``a``-prefixed async methods for
 triggers.
+
+Which contact a ``userId`` names
+--------------------------------
+Spotzee's ``/users/{userId}`` routes accept a numeric contact id *or* an external_id ("the route
+resolves both"). For an external_id made of digits, such as ``"1024"`` (CRMs often have those), the
+two readings collide: the server may take it for contact *id* 1024, a different person. The hook is
+correct under either reading:
+
+- ``user_id`` (a ``str``) is always an **external_id**; ``contact_id`` (an ``int``) is always Spotzee's
+  **numeric id**. An ``int`` passed as ``user_id`` still means the numeric id, with a
+  ``DeprecationWarning`` (use ``contact_id=``); ``bool`` and empty values are refused.
+- Writes never put a numeric-looking external_id in a path. ``update_user_subscriptions("1024", ...)``
+  sends the toggles through ``POST /subscriptions/batch``, whose body names ``external_id``; other
+  external_ids use ``PATCH /users/{external_id}/subscriptions`` as before. With ``contact_id=`` the
+  contact is read first (and accepted only if the answer's ``id`` is that id), then toggled by its
+  external_id (or anonymous_id) the same way.
+- Reads accept a contact only if it is the one asked for: ``get_user("1024")`` reads
+  ``GET /users/1024`` and keeps the answer only if its ``external_id`` is ``"1024"``; otherwise (the
+  server read the digits as a numeric id) it searches ``GET /users?q=1024`` (every page) for the exact
+  external_id, and returns ``None`` when nobody has it. The contact sensor and trigger use the same
+  lookup, so they never report another person as visible.
+- ``get_user(contact_id=1024)`` keeps an answer only if its ``id`` is 1024. If the server reads
+  ``/users/1024`` as another contact's external_id, that numeric id cannot be addressed at all, and a
+  :class:`~airflow_provider_spotzee.exceptions.SpotzeeAPIError` with code ``contact_id_ambiguous`` says
+  to use the external_id.
+
+"Numeric-looking" means what a lenient integer parser accepts: digits, optionally signed, with ``_``
+separators or surrounding blanks.
 """
 
 from __future__ import annotations
@@ -14,9 +42,11 @@ import dataclasses
 import json
 import math
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from functools import cached_property
 from typing import Any, Literal, TypeVar
+from urllib.parse import quote
 
 from airflow.providers.common.compat.sdk import BaseHook, mask_secret
 from pydantic import ValidationError
@@ -24,8 +54,19 @@ from pydantic import ValidationError
 from airflow_provider_spotzee.api_facts import MAX_BATCH_SIZE
 from airflow_provider_spotzee.batching import check_batch_size, idempotency_key
 from airflow_provider_spotzee.config import ClientConfig, client_config_from_connection
-from airflow_provider_spotzee.exceptions import SpotzeeConfigError, SpotzeeError
-from airflow_provider_spotzee.models import Contact, ItemFailure, SendResult, SubscriptionChange
+from airflow_provider_spotzee.exceptions import (
+    SpotzeeAPIError,
+    SpotzeeConfigError,
+    SpotzeeError,
+    SpotzeeRetriesExhausted,
+)
+from airflow_provider_spotzee.models import (
+    Contact,
+    ItemFailure,
+    SendResult,
+    SubscriptionChange,
+    SubscriptionToggle,
+)
 from airflow_provider_spotzee.send import (
     EVENTS,
     SUBSCRIPTIONS_BATCH,
@@ -35,7 +76,12 @@ from airflow_provider_spotzee.send import (
     send_records,
 )
 from airflow_provider_spotzee.transport import SpotzeeTransport, api_error
-from airflow_provider_spotzee.visibility import fetch_user, user_path
+from airflow_provider_spotzee.visibility import (
+    fetch_by_contact_id,
+    fetch_user,  # noqa: F401  (its old home: still importable)
+    find_by_external_id,
+    looks_numeric,
+)
 
 T = TypeVar("T")
 
@@ -195,48 +241,79 @@ class SpotzeeHook(BaseHook):
                                       batch_size=batch_size, collect_contacts=collect_contacts,
                                       on_commit=on_commit, start_index=start_index, on_failure=on_failure)
 
-    def update_user_subscriptions(self, user_id: str | int, toggles: Iterable[Any], *,
+    def update_user_subscriptions(self, user_id: str | int | None = None, toggles: Iterable[Any] = (), *,
+                                  contact_id: int | None = None,
                                   idempotency_namespace: str | None = None) -> Contact:
-        """Set one contact's subscription states (``PATCH /users/{userId}/subscriptions``), ≤ 100 toggles.
+        """Set one contact's subscription states, ≤ 100 toggles; returns the refreshed contact.
 
-        ``user_id`` is the numeric id or the external_id. Returns the refreshed contact. Invalid toggles
-        raise :class:`SpotzeeConfigError`; an unknown contact :class:`SpotzeeAPIError` (``resource_missing``).
+        Address the contact by ``user_id`` (its external_id, a ``str``) or by ``contact_id`` (Spotzee's
+        numeric id). An external_id that is not numeric goes to ``PATCH /users/{external_id}/subscriptions``;
+        a numeric-looking one (``"1024"``) to ``POST /subscriptions/batch``, which names the external_id in
+        the body, so it can never toggle contact *id* 1024 instead (see the module docstring). Invalid
+        toggles raise :class:`SpotzeeConfigError`; an unknown contact :class:`SpotzeeAPIError`
+        (``resource_missing``).
         """
+        external_id, cid = _who(user_id, contact_id)
         config = self.config
-        return run_sync(lambda: self.aupdate_user_subscriptions(user_id, toggles,
+        return run_sync(lambda: self.aupdate_user_subscriptions(external_id, toggles, contact_id=cid,
                                                                  idempotency_namespace=idempotency_namespace,
                                                                  config=config))
 
-    async def aupdate_user_subscriptions(self, user_id: str | int, toggles: Iterable[Any], *,
+    async def aupdate_user_subscriptions(self, user_id: str | int | None = None, toggles: Iterable[Any] = (), *,
+                                         contact_id: int | None = None,
                                          idempotency_namespace: str | None = None,
                                          config: ClientConfig | None = None) -> Contact:
+        external_id, cid = _who(user_id, contact_id)
         try:
             items = [t if isinstance(t, SubscriptionChange) else SubscriptionChange.model_validate(t) for t in toggles]
         except ValidationError as exc:
             raise SpotzeeConfigError(f"invalid subscription toggle: {exc.errors(include_input=False)[0]['msg']}") from None
         if not 1 <= len(items) <= MAX_BATCH_SIZE:
             raise SpotzeeConfigError(f"update_user_subscriptions takes 1 to {MAX_BATCH_SIZE} toggles, got {len(items)}")
-        path = f"/users/{user_path(user_id)}/subscriptions"
-        body = json.dumps([t.model_dump() for t in items], separators=(",", ":")).encode()
-        key = idempotency_key(_namespace(idempotency_namespace), "PATCH", path, body)
+        namespace = _namespace(idempotency_namespace)
         async with SpotzeeTransport(config or await self.aget_config()) as transport:
-            response = await transport.request("PATCH", path, body=body, idempotency_key=key)
-        if response.status == 404:
-            raise api_error(response, f"Spotzee has no contact {user_id!r}")
-        if response.status >= 300:
-            raise api_error(response, f"Spotzee rejected the subscription update for contact {user_id!r}")
-        return Contact.model_validate(response.json())
+            anonymous_id: str | None = None
+            if cid is not None:  # find out who it is, then toggle by an identity no path can misread
+                target = await fetch_by_contact_id(transport, cid)
+                if target is None:
+                    raise SpotzeeAPIError(f"Spotzee has no contact id {cid}", status=404, code="resource_missing")
+                external_id, anonymous_id = target.external_id, target.anonymous_id
+            if external_id is not None and not looks_numeric(external_id):
+                contact = await _patch_subscriptions(transport, external_id, items, namespace)
+            else:
+                await _batch_subscriptions(transport, external_id, anonymous_id, items, namespace)
+                found = (await fetch_by_contact_id(transport, cid) if cid is not None
+                         else await find_by_external_id(transport, external_id or ""))
+                if found is None:
+                    raise SpotzeeAPIError(f"Spotzee accepted the subscription update for contact "
+                                          f"{external_id or cid!r} but cannot find the contact", code="resource_missing")
+                contact = found
+        if (cid is not None and contact.id != cid) or (cid is None and contact.external_id != external_id):
+            raise SpotzeeAPIError("Spotzee answered the subscription update with a different contact",
+                                  code="response_invalid")
+        return contact
 
     # ------------------------------------------------------------------------------------------ reads
 
-    def get_user(self, user_id: str | int) -> Contact | None:
-        """One contact by numeric id or external_id; ``None`` if Spotzee does not have it (yet)."""
-        config = self.config
-        return run_sync(lambda: self.aget_user(user_id, config=config))
+    def get_user(self, user_id: str | int | None = None, *, contact_id: int | None = None) -> Contact | None:
+        """One contact, or ``None`` if Spotzee does not have it (yet).
 
-    async def aget_user(self, user_id: str | int, *, config: ClientConfig | None = None) -> Contact | None:
+        ``user_id`` is an external_id (``str``): only the contact whose external_id is exactly that is
+        returned, never the contact whose numeric id happens to be the same digits. ``contact_id`` is
+        Spotzee's numeric id. (An ``int`` ``user_id`` still means a numeric id, with a
+        DeprecationWarning: pass ``contact_id=``.)
+        """
+        external_id, cid = _who(user_id, contact_id)
+        config = self.config
+        return run_sync(lambda: self.aget_user(external_id, contact_id=cid, config=config))
+
+    async def aget_user(self, user_id: str | int | None = None, *, contact_id: int | None = None,
+                        config: ClientConfig | None = None) -> Contact | None:
+        external_id, cid = _who(user_id, contact_id)
         async with SpotzeeTransport(config or await self.aget_config()) as transport:
-            return await fetch_user(transport, user_id)
+            if cid is not None:
+                return await fetch_by_contact_id(transport, cid)
+            return await find_by_external_id(transport, external_id or "")
 
     def iter_users(self, *, q: str | None = None, sort: str | None = None, page_size: int = MAX_BATCH_SIZE,
                    max_items: int | None = None) -> Iterator[Contact]:
@@ -297,6 +374,65 @@ class SpotzeeHook(BaseHook):
             return False, str(exc)
         except Exception as exc:  # noqa: BLE001 - test_connection must never raise
             return False, f"Connection test failed: {type(exc).__name__}"
+
+
+def _who(user_id: str | int | None, contact_id: int | None) -> tuple[str | None, int | None]:
+    """``(external_id, contact_id)``, exactly one of them set. A ``str`` ``user_id`` is always an
+    external_id; an ``int`` one is the numeric id (the old spelling, deprecated: use ``contact_id=``)."""
+    if user_id is not None and contact_id is not None:
+        raise SpotzeeConfigError("pass user_id (an external_id) or contact_id (Spotzee's numeric id), not both")
+    if contact_id is not None:
+        if isinstance(contact_id, bool) or not isinstance(contact_id, int) or contact_id < 1:
+            raise SpotzeeConfigError(f"contact_id must be a positive integer, got {contact_id!r}")
+        return None, contact_id
+    if isinstance(user_id, int) and not isinstance(user_id, bool):
+        warnings.warn(
+            "Passing an int user_id is deprecated: it is read as Spotzee's numeric contact id; pass "
+            "contact_id= for that (a str user_id is always an external_id)", DeprecationWarning, stacklevel=3)
+        return _who(None, user_id)
+    if not isinstance(user_id, str):
+        raise SpotzeeConfigError("pass user_id (the contact's external_id, a str) or contact_id (Spotzee's numeric id)")
+    external_id = user_id.strip()
+    if not external_id:
+        raise SpotzeeConfigError("user_id must not be empty")
+    return external_id, None
+
+
+async def _patch_subscriptions(transport: SpotzeeTransport, external_id: str, items: list[SubscriptionChange],
+                               namespace: str) -> Contact:
+    """``PATCH /users/{external_id}/subscriptions``: only for external_ids no path can read as a number."""
+    path = f"/users/{quote(external_id, safe='')}/subscriptions"
+    body = json.dumps([t.model_dump() for t in items], separators=(",", ":")).encode()
+    key = idempotency_key(namespace, "PATCH", path, body)
+    response = await transport.request("PATCH", path, body=body, idempotency_key=key)
+    if response.status == 404:
+        raise api_error(response, f"Spotzee has no contact {external_id!r}")
+    if response.status >= 300:
+        raise api_error(response, f"Spotzee rejected the subscription update for contact {external_id!r}")
+    return Contact.model_validate(response.json())
+
+
+async def _batch_subscriptions(transport: SpotzeeTransport, external_id: str | None, anonymous_id: str | None,
+                               items: list[SubscriptionChange], namespace: str) -> None:
+    """The same toggles through ``POST /subscriptions/batch``, which names the contact in the body."""
+    who = external_id if external_id is not None else anonymous_id
+    try:
+        records = [SubscriptionToggle(subscription_id=t.subscription_id, state=t.state, external_id=external_id,
+                                      anonymous_id=None if external_id is not None else anonymous_id)
+                   for t in items]
+    except ValidationError as exc:
+        raise SpotzeeConfigError(f"invalid contact identity: {exc.errors(include_input=False)[0]['msg']}") from None
+    result = await send_records(transport, SUBSCRIPTIONS_BATCH, records, namespace=namespace)
+    if not result.failures:
+        return
+    failure = result.failures[0]
+    if failure.code == "resource_missing":
+        raise SpotzeeAPIError(f"Spotzee has no contact {who!r}", status=404, code="resource_missing")
+    if failure.stage == "dead_lettered":
+        raise SpotzeeRetriesExhausted(f"Spotzee POST /subscriptions/batch kept failing for contact {who!r}",
+                                      code=failure.code, last_error=failure.message)
+    raise SpotzeeAPIError(f"Spotzee rejected the subscription update for contact {who!r}: {failure.message}",
+                          code=failure.code)
 
 
 async def _page(transport: SpotzeeTransport, q: str | None, sort: str | None, limit: int,

@@ -28,25 +28,33 @@ class BulkSubscriptionOperator(SpotzeeSyncOperator):
 
 
 class UserSubscriptionsOperator(BaseOperator):
-    """Set one contact's subscription states (``PATCH /users/{userId}/subscriptions``) and return the
-    refreshed contact's identifiers.
+    """Set one contact's subscription states and return the refreshed contact's identifiers.
 
-    :param user_id: numeric id or external_id (templated).
+    :param user_id: the contact's external_id (templated). Always an external_id, even when it is all
+        digits: ``"1024"`` is the contact whose external_id is ``"1024"``, never contact id 1024 (such
+        ids are toggled through ``POST /subscriptions/batch``; see :class:`SpotzeeHook`). An ``int``
+        still means Spotzee's numeric id, with a DeprecationWarning: use ``contact_id``.
+    :param contact_id: Spotzee's numeric contact id, instead of ``user_id``.
     :param toggles: up to 100 ``{subscription_id, state}`` (templated).
     """
 
     template_fields: Sequence[str] = ("user_id", "toggles", "spotzee_conn_id")
 
-    def __init__(self, *, user_id: str | int, toggles: list[dict[str, Any]],
+    def __init__(self, *, user_id: str | int | None = None, toggles: list[dict[str, Any]],
+                 contact_id: int | None = None,
                  spotzee_conn_id: str = SpotzeeHook.default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        if (user_id is None) == (contact_id is None):
+            raise ValueError("UserSubscriptionsOperator needs exactly one of user_id (an external_id) or contact_id")
         self.user_id = user_id
+        self.contact_id = contact_id
         self.toggles = toggles
         self.spotzee_conn_id = spotzee_conn_id
 
     def execute(self, context: Any) -> dict[str, Any]:
         hook = SpotzeeHook(self.spotzee_conn_id)
         namespace = f"{self.dag_id}/{self.task_id}/{context.get('run_id')}/{map_index(context)}"
-        contact = hook.update_user_subscriptions(self.user_id, self.toggles, idempotency_namespace=namespace)
+        contact = hook.update_user_subscriptions(self.user_id, self.toggles, contact_id=self.contact_id,
+                                                 idempotency_namespace=namespace)
         self.log.info("Updated %d subscription(s) of contact id=%s", len(self.toggles), contact.id)
         return {"id": contact.id, "external_id": contact.external_id, "toggles": len(self.toggles)}

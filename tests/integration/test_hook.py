@@ -119,7 +119,9 @@ def test_reads_get_user_and_pagination(hook, emulator):
     ids = [c.external_id for c in hook.iter_users(page_size=100)]
     assert len(ids) == 230 and len(set(ids)) == 230
     numeric = hook.get_user("u-1").id
-    assert hook.get_user(numeric).external_id == "u-1"
+    assert hook.get_user(contact_id=numeric).external_id == "u-1"
+    with pytest.warns(DeprecationWarning, match="contact_id="):  # the old spelling still works
+        assert hook.get_user(numeric).external_id == "u-1"
 
 
 def test_connection_test(hook, monkeypatch, emulator):
