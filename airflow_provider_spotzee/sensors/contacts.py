@@ -23,6 +23,16 @@ from airflow_provider_spotzee.visibility import missing_contacts, normalise_ids,
 DEFER_GRACE_SECONDS = 60
 
 
+def _is_base_timeout(exc: BaseException) -> bool:
+    """Did BaseSensorOperator's own timeout check raise this (rather than a failed poke)? Decided by
+    type and chaining, never by message text: the timeout is an :class:`AirflowSensorTimeout`, or with
+    ``soft_fail`` an :class:`AirflowSkipException` raised on its own; every skip the base derives from a
+    poke's error is chained to that error (``raise ... from e``), and this sensor's poke raises neither."""
+    if isinstance(exc, AirflowSensorTimeout):
+        return True
+    return isinstance(exc, AirflowSkipException) and exc.__cause__ is None
+
+
 class SpotzeeContactSensor(BaseSensorOperator):
     """Wait until every contact in ``external_ids`` exists in Spotzee (optionally updated since a time).
 
@@ -80,7 +90,7 @@ class SpotzeeContactSensor(BaseSensorOperator):
             try:
                 return super().execute(context)
             except (AirflowSensorTimeout, AirflowSkipException) as exc:
-                if self._pending and "timed out" in str(exc):
+                if self._pending and _is_base_timeout(exc):
                     raise type(exc)(f"{exc} {self._missing_message(self._pending)}") from exc
                 raise
         if self.poke(context):
@@ -98,6 +108,8 @@ class SpotzeeContactSensor(BaseSensorOperator):
         )
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+        """Branch on the trigger event's ``status`` (never on its text): ``success``, ``timeout`` (with
+        ``missing``/``missing_count``), or anything else an error."""
         status = event.get("status")
         if status == "success":
             self.log.info("All %s contacts are visible", event.get("found"))

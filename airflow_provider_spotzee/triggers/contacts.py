@@ -16,12 +16,22 @@ from airflow_provider_spotzee.visibility import missing_contacts, parse_since
 REPORTED_IDS = 100
 
 
+def next_poll_in(now: float, poll_interval: float, deadline: float | None) -> float:
+    """Seconds until the next poll: the interval, or less so that the last poll happens at the deadline."""
+    if deadline is None:
+        return poll_interval
+    return max(0.0, min(poll_interval, deadline - now))
+
+
 class SpotzeeContactTrigger(BaseTrigger):
     """Poll ``GET /users/{id}`` until every id is visible (and updated at or after ``updated_since``).
 
     Yields exactly one event: ``{"status": "success", "found": n}``, ``{"status": "timeout",
-    "missing": [...]}`` when ``deadline`` (epoch seconds) passes, or ``{"status": "error", "message": ...}``
-    on an auth failure or after ``max_consecutive_errors`` failed polls in a row. Rate limiting and 5xx
+    "missing": [first 100 ids], "missing_count": n}`` when ``deadline`` (epoch seconds) has passed, or
+    ``{"status": "error", "message": ...}`` on an auth failure or after ``max_consecutive_errors`` failed
+    polls in a row. The sensor branches on ``status`` only. Timeout is declared only after a poll that
+    ended at or after the deadline: the last sleep is shortened so that one poll runs at the deadline
+    (a contact that appears between the last regular poll and the deadline is still seen). Rate limiting and 5xx
     are retried inside each poll; a poll that still fails counts as an error, never as "missing".
     Every path through the loop sleeps. All state is in the serialised kwargs, so a triggerer restart
     simply polls again.
@@ -73,8 +83,9 @@ class SpotzeeContactTrigger(BaseTrigger):
                 yield TriggerEvent({"status": "success", "found": len(self.external_ids)})
                 return
             self.log.info("%d of %d contacts not visible yet", len(pending), len(self.external_ids))
-            if self.deadline is not None and time.time() + self.poll_interval > self.deadline:
+            now = time.time()
+            if self.deadline is not None and now >= self.deadline:
                 yield TriggerEvent({"status": "timeout", "missing": pending[:REPORTED_IDS],
                                     "missing_count": len(pending)})
                 return
-            await asyncio.sleep(self.poll_interval)
+            await asyncio.sleep(next_poll_in(now, self.poll_interval, self.deadline))

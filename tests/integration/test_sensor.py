@@ -10,9 +10,9 @@ import httpx
 import pytest
 from airflow.providers.common.compat.sdk import AirflowSensorTimeout, AirflowSkipException, TaskDeferred
 
-from airflow_provider_spotzee.exceptions import SpotzeeAuthError
+from airflow_provider_spotzee.exceptions import SpotzeeAPIError, SpotzeeAuthError
 from airflow_provider_spotzee.sensors.contacts import SpotzeeContactSensor
-from airflow_provider_spotzee.triggers.contacts import SpotzeeContactTrigger
+from airflow_provider_spotzee.triggers.contacts import SpotzeeContactTrigger, next_poll_in
 from tests.integration.helpers import connection_env, users
 
 
@@ -122,3 +122,53 @@ def test_trigger_reports_auth_errors(monkeypatch, emulator):
                        json.dumps({"conn_type": "spotzee", "host": emulator.base_url, "password": "sk_nope"}))
     event = _run_trigger(SpotzeeContactTrigger(spotzee_conn_id="spotzee_default", external_ids=["a"], poll_interval=0.1))
     assert event["status"] == "error" and "sk_nope" not in event["message"]
+
+
+def test_trigger_polls_once_more_at_the_deadline_instead_of_giving_up_early(hook, emulator):
+    emulator.configure(async_delay_seconds=1.0)
+    hook.upsert_users(users(1), mode="async")  # visible after ~1 s
+    started = time.time()
+    # The poll interval is far longer than the time left: the old trigger gave up after its first poll.
+    event = _run_trigger(SpotzeeContactTrigger(spotzee_conn_id="spotzee_default", external_ids=["u-0"],
+                                               poll_interval=60, deadline=started + 2.0))
+    assert event == {"status": "success", "found": 1}
+    assert time.time() - started < 10
+
+
+def test_trigger_timeout_is_structured_and_never_before_the_deadline(hook, emulator):
+    deadline = time.time() + 1.2
+    event = _run_trigger(SpotzeeContactTrigger(spotzee_conn_id="spotzee_default", external_ids=["gone-1", "gone-2"],
+                                               poll_interval=0.5, deadline=deadline))
+    assert time.time() >= deadline
+    assert event == {"status": "timeout", "missing": ["gone-1", "gone-2"], "missing_count": 2}
+
+
+@pytest.mark.parametrize(
+    ("now", "interval", "deadline", "expected"),
+    [(100.0, 30.0, None, 30.0), (100.0, 30.0, 200.0, 30.0), (100.0, 30.0, 110.0, 10.0), (100.0, 30.0, 100.0, 0.0),
+     (100.0, 30.0, 90.0, 0.0)],
+)
+def test_next_poll_in(now, interval, deadline, expected):
+    assert next_poll_in(now, interval, deadline) == expected
+
+
+def test_execute_complete_branches_on_the_status_never_on_the_text():
+    sensor = _sensor(external_ids=["a"], deferrable=True)
+    with pytest.raises(AirflowSensorTimeout, match=r"2 contact\(s\) never appeared: \['a', 'b'\]"):
+        sensor.execute_complete({}, {"status": "timeout", "missing": ["a", "b"], "missing_count": 2})
+    with pytest.raises(AirflowSkipException, match="never appeared"):
+        _sensor(external_ids=["a"], soft_fail=True).execute_complete({}, {"status": "timeout", "missing": ["a"]})
+    # an error whose text happens to say "timed out" is an error, not a timeout
+    with pytest.raises(SpotzeeAPIError, match="failed") as info:
+        sensor.execute_complete({}, {"status": "error", "message": "5 polls in a row failed: GET /users/a timed out"})
+    assert not isinstance(info.value, AirflowSensorTimeout)
+    assert sensor.execute_complete({}, {"status": "success", "found": 1}) == {"found": 1}
+
+
+def test_a_skip_that_is_not_a_timeout_is_not_reported_as_one(monkeypatch, emulator):
+    monkeypatch.setenv("AIRFLOW_CONN_SPOTZEE_DEFAULT",
+                       json.dumps({"conn_type": "spotzee", "host": emulator.base_url, "password": "sk_nope"}))
+    sensor = _sensor(external_ids=["a"], deferrable=False, timeout=60, never_fail=True)
+    with pytest.raises(AirflowSkipException) as info:
+        sensor.execute({})
+    assert "never appeared" not in str(info.value) and isinstance(info.value.__cause__, SpotzeeAuthError)
