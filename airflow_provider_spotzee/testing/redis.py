@@ -18,6 +18,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -68,8 +69,8 @@ def redis_server(*, start_timeout: float = 30.0) -> Iterator[RedisServer]:
         deadline = time.monotonic() + start_timeout
         while not server.ping(timeout=0.5):
             if proc.poll() is not None:
-                raise RuntimeError(f"redis-server exited ({proc.returncode}): "
-                                   + open(os.path.join(root, "redis.log"), "rb").read()[-2000:].decode(errors="replace"))
+                tail = Path(root, "redis.log").read_bytes()[-2000:].decode(errors="replace")
+                raise RuntimeError(f"redis-server exited ({proc.returncode}): {tail}")
             if time.monotonic() > deadline:
                 raise TimeoutError("redis-server did not answer PING")
             time.sleep(0.05)
