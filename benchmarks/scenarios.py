@@ -24,6 +24,7 @@ from airflow_provider_spotzee.api_facts import PLANS
 from airflow_provider_spotzee.batching import canonical_body, idempotency_key
 from airflow_provider_spotzee.models import UserUpsert
 from airflow_provider_spotzee.send import USERS_BATCH, Prepared, prepare
+from benchmarks.celery import celery
 from benchmarks.common import (
     ITEMS_PER_REQUEST,
     ROOT,
@@ -649,4 +650,5 @@ SCENARIOS = {
     "scaleout": scaleout,
     "dagworker": scheduler_overhead,
     "reads": reads,
+    "celery": celery,
 }
