@@ -30,7 +30,7 @@ from airflow_provider_spotzee.batching import (
     chunked,
     idempotency_key,
 )
-from airflow_provider_spotzee.exceptions import SpotzeeConfigError, SpotzeeError, SpotzeeRetriesExhausted
+from airflow_provider_spotzee.exceptions import SpotzeeError, SpotzeeRetriesExhausted
 from airflow_provider_spotzee.models import (
     Contact,
     Event,
@@ -40,7 +40,7 @@ from airflow_provider_spotzee.models import (
     UserUpsert,
     user_upsert_fields,
 )
-from airflow_provider_spotzee.transport import SpotzeeTransport
+from airflow_provider_spotzee.transport import SpotzeeTransport, wrong_base_url
 
 log = logging.getLogger(__name__)
 
@@ -225,9 +225,7 @@ class _Run:
                               f"gave up after {self.transport.config.max_retries} retries: {exc.last_error}")
             return
         if response.status == 404:  # the endpoint itself is missing: every batch would fail the same way
-            raise SpotzeeConfigError(
-                f"Spotzee answered {endpoint.method} {endpoint.path} with 404 ({response.error_code}): check that the "
-                f"connection's base URL ends in /api/client (now {self.transport.config.base_url})")
+            raise wrong_base_url(endpoint.method, endpoint.path, response, self.transport.config.base_url)
         if not 200 <= response.status < 300:
             code = response.error_code
             for item in batch:

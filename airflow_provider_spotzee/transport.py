@@ -45,6 +45,7 @@ Nothing here logs a header, a body or the key.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import email.utils
 import json
@@ -323,6 +324,9 @@ class SpotzeeTransport:
         self.answered = False
         #: Nothing could be reached: every later request that cannot connect gives up at once.
         self.unreachable = False
+        #: The base URL is known to serve the API (a 2xx came back, or :meth:`confirm_base_url` said so).
+        self.api_confirmed = False
+        self._confirming = asyncio.Lock()
         self.write_pacer = Pacer(config.requests_per_second * 0.98, fair_share=config.fair_share)
         self.read_pacer = Pacer(config.read_requests_per_second * 0.98)
         headers = {
@@ -404,11 +408,26 @@ class SpotzeeTransport:
         status = raw.status_code
         if 200 <= status < 300:
             self.counters.replayed += response.replayed
+            self.api_confirmed = True
         elif status == 429:
             self.counters.throttled += 1
             hint = classify(response).retry_after
             pacer.pause(min(hint if hint is not None else 1.0, self.config.max_wait))
         return response
+
+    async def confirm_base_url(self) -> None:
+        """After a 404 that may mean "no such contact": make sure it does not mean "no such API". One
+        ``GET /users?limit=1`` per transport (none once anything succeeded); a 404 there raises
+        :class:`SpotzeeConfigError` naming the base URL and the fix."""
+        if self.api_confirmed:
+            return
+        async with self._confirming:
+            if self.api_confirmed:
+                return
+            response = await self.request("GET", "/users", params={"limit": 1})
+            if response.status == 404:
+                raise wrong_base_url("GET", "/users", response, self.config.base_url)
+            self.api_confirmed = True
 
     def _should_retry(self, state: RetryCallState) -> bool:
         return classify(_outcome(state)).retry
@@ -457,6 +476,13 @@ class SpotzeeTransport:
         if self.counters.retries in (1, 10, 100) or self.counters.retries % 1000 == 0:
             log.info("Spotzee: retrying (%d retries so far; last: %s)", self.counters.retries,
                      classify(_outcome(state)).code)
+
+
+def wrong_base_url(method: str, path: str, response: ApiResponse, base_url: str) -> SpotzeeConfigError:
+    """A 404 for an endpoint itself: the base URL does not serve Spotzee's client API."""
+    return SpotzeeConfigError(
+        f"Spotzee answered {method} {path} with 404 ({response.error_code}): check that the "
+        f"connection's base URL ends in /api/client (now {base_url})")
 
 
 def api_error(response: ApiResponse, what: str) -> SpotzeeAPIError:

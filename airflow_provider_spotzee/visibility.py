@@ -14,7 +14,7 @@ from airflow_provider_spotzee.api_facts import MAX_BATCH_SIZE
 from airflow_provider_spotzee.config import ClientConfig
 from airflow_provider_spotzee.exceptions import SpotzeeAPIError, SpotzeeConfigError
 from airflow_provider_spotzee.models import Contact
-from airflow_provider_spotzee.transport import SpotzeeTransport, api_error
+from airflow_provider_spotzee.transport import SpotzeeTransport, api_error, wrong_base_url
 
 LOOKUP_CONCURRENCY = 8
 #: What a lenient integer parser could read as a number (Python's ``int()`` takes all of these).
@@ -101,6 +101,7 @@ async def find_by_external_id(transport: SpotzeeTransport, external_id: str) -> 
         raise SpotzeeConfigError("external_id must not be empty")
     response = await transport.request("GET", f"/users/{quote(wanted, safe='')}")
     if response.status == 404:
+        await transport.confirm_base_url()  # (a wrong base URL 404s too: that is no "missing")
         return None  # neither reading of the path names anybody
     if response.status >= 300:
         raise api_error(response, f"Spotzee could not look up contact {wanted!r}")
@@ -119,6 +120,8 @@ async def _search_external_id(transport: SpotzeeTransport, wanted: str) -> Conta
         if cursor is not None:
             params["cursor"] = cursor
         response = await transport.request("GET", "/users", params=params)
+        if response.status == 404:
+            raise wrong_base_url("GET", "/users", response, transport.config.base_url)
         if response.status >= 300:
             raise api_error(response, f"Spotzee could not search for contact {wanted!r}")
         payload = response.json()
@@ -142,6 +145,7 @@ async def fetch_by_contact_id(transport: SpotzeeTransport, contact_id: int) -> C
         raise SpotzeeConfigError(f"contact_id must be a positive integer, got {contact_id!r}")
     response = await transport.request("GET", f"/users/{contact_id}")
     if response.status == 404:
+        await transport.confirm_base_url()
         return None
     if response.status >= 300:
         raise api_error(response, f"Spotzee could not look up contact id {contact_id}")

@@ -75,7 +75,7 @@ from airflow_provider_spotzee.send import (
     Endpoint,
     send_records,
 )
-from airflow_provider_spotzee.transport import SpotzeeTransport, api_error
+from airflow_provider_spotzee.transport import SpotzeeTransport, api_error, wrong_base_url
 from airflow_provider_spotzee.visibility import (
     fetch_by_contact_id,
     fetch_user,  # noqa: F401  (its old home: still importable)
@@ -95,10 +95,16 @@ def _namespace(given: str | None) -> str:
 
 
 def run_sync(make: Callable[[], Awaitable[T]]) -> T:
-    """Run a coroutine from sync code, also when the caller already runs an event loop."""
+    """Run a coroutine from sync code, also when the caller already runs an event loop.
+
+    The coroutine never runs inside an ``except`` block, so what it raises is not chained to
+    ``RuntimeError: no running event loop`` (the probe's own exception)."""
     try:
         asyncio.get_running_loop()
+        in_loop = True
     except RuntimeError:
+        in_loop = False
+    if not in_loop:
         return asyncio.run(make())  # type: ignore[arg-type]
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(lambda: asyncio.run(make())).result()  # type: ignore[arg-type]
@@ -364,6 +370,8 @@ class SpotzeeHook(BaseHook):
             async def probe() -> str:
                 async with SpotzeeTransport(config) as transport:
                     response = await transport.request("GET", "/users", params={"limit": 1})
+                if response.status == 404:
+                    raise wrong_base_url("GET", "/users", response, config.base_url)
                 if response.status >= 300:
                     raise api_error(response, "Spotzee answered the connection test with an error")
                 return (f"Connected to Spotzee at {config.base_url} (API version "
@@ -406,6 +414,7 @@ async def _patch_subscriptions(transport: SpotzeeTransport, external_id: str, it
     key = idempotency_key(namespace, "PATCH", path, body)
     response = await transport.request("PATCH", path, body=body, idempotency_key=key)
     if response.status == 404:
+        await transport.confirm_base_url()  # (a wrong base URL 404s too)
         raise api_error(response, f"Spotzee has no contact {external_id!r}")
     if response.status >= 300:
         raise api_error(response, f"Spotzee rejected the subscription update for contact {external_id!r}")
@@ -439,6 +448,8 @@ async def _page(transport: SpotzeeTransport, q: str | None, sort: str | None, li
                 cursor: str | None) -> tuple[list[Contact], str | None]:
     params = {k: v for k, v in {"limit": limit, "q": q, "sort": sort, "cursor": cursor}.items() if v is not None}
     response = await transport.request("GET", "/users", params=params)
+    if response.status == 404:
+        raise wrong_base_url("GET", "/users", response, transport.config.base_url)
     if response.status >= 300:
         raise api_error(response, "Spotzee could not list contacts")
     payload = response.json()

@@ -9,7 +9,12 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from airflow_provider_spotzee.exceptions import SpotzeeAPIError, SpotzeeConnectError, SpotzeeRetriesExhausted
+from airflow_provider_spotzee.exceptions import (
+    SpotzeeAPIError,
+    SpotzeeConfigError,
+    SpotzeeConnectError,
+    SpotzeeRetriesExhausted,
+)
 from airflow_provider_spotzee.hooks.spotzee import SpotzeeHook
 from tests.integration.helpers import BlinkingProxy, RefusingPort, users
 
@@ -84,3 +89,60 @@ def test_a_service_that_answered_and_then_blips_gets_the_full_retries(monkeypatc
     assert proxy.outages == 1 and result.retries > 0
     assert (result.succeeded, result.dead_lettered) == (3000, 0) and result.balanced
     assert len(emulator.contacts()) == 3000
+
+
+def _chain(exc: BaseException | None) -> list[BaseException]:
+    seen: list[BaseException] = []
+    while exc is not None and exc not in seen:
+        seen.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return seen
+
+
+def _no_event_loop_noise(exc: BaseException) -> None:
+    for link in _chain(exc):
+        assert not (isinstance(link, RuntimeError) and "event loop" in str(link)), _chain(exc)
+
+
+def test_a_base_url_without_api_client_names_the_url_and_the_fix(monkeypatch, emulator):
+    root = emulator.base_url.rsplit("/api/client", 1)[0]
+    monkeypatch.setenv("AIRFLOW_CONN_SPOTZEE_DEFAULT", json.dumps(
+        {"conn_type": "spotzee", "host": root, "password": emulator.api_key}))
+    hook = SpotzeeHook()
+    ok, message = hook.test_connection()
+    assert not ok and f"base URL ends in /api/client (now {root})" in message, message
+    for call in (lambda: hook.get_user("u-1"), lambda: hook.get_user("1024"), lambda: hook.get_user(contact_id=7),
+                 lambda: hook.update_user_subscriptions("u-1", [{"subscription_id": 7, "state": 1}]),
+                 lambda: list(hook.iter_users())):
+        with pytest.raises(SpotzeeConfigError, match=r"base URL ends in /api/client \(now http://127\.0\.0\.1:\d+\)"):
+            call()
+
+
+def test_a_missing_contact_costs_one_extra_read_per_transport_at_most(hook, emulator):
+    before = emulator.stats()["requests_total"]
+    assert hook.get_user("nobody") is None  # GET /users/nobody 404, then GET /users?limit=1 to be sure
+    assert emulator.stats()["requests_total"] - before == 2
+    hook.upsert_users(users(1))
+    before = emulator.stats()["requests_total"]
+    assert hook.get_user("u-0") is not None  # found: nothing extra
+    assert emulator.stats()["requests_total"] - before == 1
+
+
+def test_errors_from_sync_methods_carry_no_event_loop_runtime_error(refusing, monkeypatch, emulator):
+    with pytest.raises(SpotzeeConnectError) as info:
+        SpotzeeHook().get_user("u-1")
+    _no_event_loop_noise(info.value)
+    with pytest.raises(SpotzeeConnectError) as info:
+        SpotzeeHook().upsert_users(users(10))
+    _no_event_loop_noise(info.value)
+    monkeypatch.setenv("AIRFLOW_CONN_SPOTZEE_DEFAULT", json.dumps(
+        {"conn_type": "spotzee", "host": emulator.base_url, "password": "sk_wrong"}))
+    with pytest.raises(SpotzeeAPIError) as info:  # 401
+        SpotzeeHook().track_events([{"name": "x", "external_id": "a"}])
+    _no_event_loop_noise(info.value)
+    monkeypatch.setenv("AIRFLOW_CONN_SPOTZEE_DEFAULT", emulator.connection_json(max_retries=0))
+    emulator.set_faults(error_rate=1.0)
+    with pytest.raises(SpotzeeRetriesExhausted) as info:
+        SpotzeeHook().get_user("u-1")
+    _no_event_loop_noise(info.value)
+    assert info.value.__cause__ is None and info.value.__context__ is None
