@@ -17,7 +17,7 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -30,7 +30,7 @@ from starlette.routing import Route
 from airflow_provider_spotzee.api_facts import is_api_version
 from airflow_provider_spotzee.testing import endpoints
 from airflow_provider_spotzee.testing.clock import iso
-from airflow_provider_spotzee.testing.config import CURRENT_VERSION, SUPPORTED_VERSIONS, EmulatorConfig
+from airflow_provider_spotzee.testing.config import CURRENT_VERSION, SUPPORTED_VERSIONS, EmulatorConfig, Plan
 from airflow_provider_spotzee.testing.endpoints import Request
 from airflow_provider_spotzee.testing.idempotency import MAX_KEY_LENGTH, Record
 from airflow_provider_spotzee.testing.items import MAX_ITEMS
@@ -47,10 +47,6 @@ _JSON = b"application/json"
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _CURRENT_B = CURRENT_VERSION.encode()
 _SUPPORTED_B = frozenset(v.encode() for v in SUPPORTED_VERSIONS)
-
-BodyHandler = Callable[[EmulatorState, list[Any], Request], endpoints.Result]
-QueryHandler = Callable[[EmulatorState, Request], endpoints.Result]
-
 
 class _Route:
     __slots__ = ("allow", "handler", "label", "takes_body", "user_id")
@@ -183,234 +179,342 @@ async def _read_body(receive: Callable[[], Awaitable[dict[str, Any]]], limit: in
             return b"".join(chunks)
 
 
+class _Exchange:
+    """One request on its way through the pipeline: what each step reads and what it leaves for the next.
+
+    ``out`` collects the response headers besides ``X-Request-Id`` and ``Spotzee-Version`` (rate-limit
+    headers first, then an error's or a handler's own); ``record`` is the idempotency record this request
+    holds "in progress", if any."""
+
+    __slots__ = (
+        "api_key",
+        "applied",
+        "content_type",
+        "headers",
+        "idem_key",
+        "kind",
+        "method",
+        "now",
+        "out",
+        "payload",
+        "plan",
+        "record",
+        "request_id",
+        "route",
+        "scope",
+        "status",
+        "tier",
+        "version",
+    )
+
+    def __init__(
+        self, scope: dict[str, Any], now: float, request_id: str, headers: dict[bytes, bytes], route: _Route
+    ) -> None:
+        self.scope = scope
+        self.now = now
+        self.request_id = request_id
+        self.method: str = scope["method"]
+        self.headers = headers
+        self.route = route
+        self.kind = "read" if self.method in _READ_METHODS else "write"
+        self.version = _CURRENT_B
+        self.out: list[tuple[bytes, bytes]] = []
+        self.record: Record | None = None
+        self.api_key = self.idem_key = self.tier = ""
+        self.plan: Plan | None = None
+        self.applied = False
+        self.status = 500
+        self.payload = b""
+        self.content_type: bytes | None = None
+
+
 class ClientAPI:
-    """The Spotzee client API under ``/api/client``."""
+    """The Spotzee client API under ``/api/client``.
+
+    ``__call__`` runs the pipeline of the module docstring, one small step per stage: :meth:`_start`
+    (route), then :meth:`_admit` (:meth:`_authenticate`, :meth:`_check_version`, :meth:`_rate_limit`,
+    :meth:`_check_route`, :meth:`_idempotency_key`, :meth:`_inject_failure`), the body, :meth:`_claim`
+    (idempotency), :meth:`_handle` (body parse and handler), :meth:`_latency` and :meth:`_remember`
+    (idempotency record), :meth:`_drop_after_apply` and :meth:`_respond`. A step that refuses the
+    request raises :class:`ApiError`, which :meth:`_fail` turns into the problem+json response.
+    """
 
     def __init__(self, state: EmulatorState) -> None:
         self.state = state
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        # Steps are plain methods, awaiting only where I/O happens: a coroutine per step would cost
+        # more than most of the steps themselves.
+        x = self._start(scope)
+        try:
+            has_key = self._admit(x)
+            body = await _read_body(receive, self.state.config.max_body_bytes) if x.route.takes_body else b""
+            if not (has_key and self._claim(x, body)):  # a replay answers with the stored response
+                self._handle(x, body)
+        except ApiError as exc:
+            self._fail(x, exc.status, exc.code, exc.message, exc.headers)
+        except _BodyTooLarge:
+            self._fail(x, 400, "parameter_invalid_format", "The body is too large.")
+        except _Disconnected:
+            self._release(x)
+            self.state.stats.request(x.route.label, "disconnected")
+            return
+        except Exception:  # a bug in the emulator: still answer with problem+json, never crash
+            log.exception("Spotzee emulator: unexpected error while handling %s", x.route.label)
+            self._fail(x, 500, "internal_error", "Unexpected emulator error (see the server log).")
+        except BaseException:
+            self._release(x)
+            raise
+        try:
+            delay = self._latency()
+            if delay > 0:
+                await asyncio.sleep(delay)  # the idempotency key stays "in progress" meanwhile
+        finally:
+            self._remember(x)
+        if self._drop_after_apply(x):
+            await _drop_connection(send)
+            return
+        start, body_message = self._respond(x)
+        await send(start)
+        await send(body_message)
+
+    def _admit(self, x: _Exchange) -> bool:
+        """Every check before the body is read, in order. Returns whether the write carries a key."""
+        self._authenticate(x)
+        self._check_version(x)
+        self._rate_limit(x)
+        self._check_route(x)
+        has_key = self._idempotency_key(x)
+        self._inject_failure(x, has_key)
+        return has_key
+
+    # -- the steps ---------------------------------------------------------------------------------------
+    def _start(self, scope: dict[str, Any]) -> _Exchange:
+        """Due async upserts applied, a request id drawn, the caller kind counted, the route resolved."""
         st = self.state
         now = st.clock.now()
         st.drain(now)
-        stats = st.stats
-        request_id = st.request_id()
-        method: str = scope["method"]
         headers: dict[bytes, bytes] = dict(scope["headers"])
         client_type = headers.get(b"x-spotzee-client-type")
-        stats.client_type(client_type.decode("latin-1")[:64] if client_type else None)
-        route = resolve(method, _segments(scope))
+        st.stats.client_type(client_type.decode("latin-1")[:64] if client_type else None)
+        return _Exchange(scope, now, st.request_id(), headers, resolve(scope["method"], _segments(scope)))
 
-        version = _CURRENT_B
-        out: list[tuple[bytes, bytes]] = []  # rate-limit and other extra headers
-        record: Record | None = None
-        api_key = idem_key = ""
-        applied = replayed = False
-        status, payload = 500, b""
-        content_type: bytes | None = None
-        try:
-            # 1. authentication and permission
-            auth = headers.get(b"authorization", b"")
-            key = st.keys.get(auth[7:].strip().decode("latin-1")) if auth[:7].lower() == b"bearer " else None
-            if key is None:
-                raise ApiError("unauthorized", "The API key is missing or not recognised.")
-            api_key = key.key
-            version = key.default_version.encode()
-            kind = "read" if method in _READ_METHODS else "write"
-            tier, plan = st.config.plan_for(key)
-            enforce = st.config.rate_limits
-            if kind == "write" and not key.can("write"):
-                out = st.limiter.check(
-                    api_key, kind, tier, plan, now, consume=False, enforce=enforce
-                ).headers()
-                raise ApiError("forbidden", "This API key is not allowed to write.")
-            # 2. version
-            asked = headers.get(b"spotzee-version")
-            if asked is not None:
-                asked = asked.strip()
-                if asked not in _SUPPORTED_B:
-                    out = st.limiter.check(
-                        api_key, kind, tier, plan, now, consume=False, enforce=enforce
-                    ).headers()
-                    if not is_api_version(asked.decode("latin-1")):
-                        raise ApiError(
-                            "parameter_invalid_format", "Spotzee-Version: must be a YYYY-MM-DD date."
-                        )
-                    raise ApiError(
-                        "version_unsupported",
-                        f"Spotzee-Version: unsupported; supported: {', '.join(sorted(SUPPORTED_VERSIONS))}.",
-                    )
-                version = asked
-            # 3. rate limit (a 429 storm applies to writes)
-            if kind == "write":
-                storm = st.faults.storm_retry_after(now)
-                if storm:
-                    stats.faults["storm_429"] += 1
-                    decision = st.limiter.check(
-                        api_key, kind, tier, plan, now, consume=False, enforce=enforce
-                    )
-                    out = decision.headers()
-                    out[2] = (b"x-ratelimit-reset", str(storm).encode())
-                    raise ApiError(
-                        "rate_limited",
-                        "Too many requests; retry after the Retry-After delay.",
-                        [(b"retry-after", str(storm).encode())],
-                    )
-            decision = st.limiter.check(api_key, kind, tier, plan, now, enforce=enforce)
-            out = decision.headers()
-            if not decision.allowed:
+    def _peek_rate(self, x: _Exchange) -> None:
+        """The key's rate-limit headers without spending budget (for refusals before the rate limit)."""
+        assert x.plan is not None
+        x.out = self.state.limiter.check(
+            x.api_key, x.kind, x.tier, x.plan, x.now, consume=False, enforce=self.state.config.rate_limits
+        ).headers()
+
+    def _authenticate(self, x: _Exchange) -> None:
+        """401 without a known Bearer key; 403 for a write with a key that may not write."""
+        st = self.state
+        auth = x.headers.get(b"authorization", b"")
+        key = st.keys.get(auth[7:].strip().decode("latin-1")) if auth[:7].lower() == b"bearer " else None
+        if key is None:
+            raise ApiError("unauthorized", "The API key is missing or not recognised.")
+        x.api_key = key.key
+        x.version = key.default_version.encode()
+        x.tier, x.plan = st.config.plan_for(key)
+        if x.kind == "write" and not key.can("write"):
+            self._peek_rate(x)
+            raise ApiError("forbidden", "This API key is not allowed to write.")
+
+    def _check_version(self, x: _Exchange) -> None:
+        """``Spotzee-Version``, when sent: a supported date (400 otherwise, no budget spent)."""
+        asked = x.headers.get(b"spotzee-version")
+        if asked is None:
+            return
+        asked = asked.strip()
+        if asked not in _SUPPORTED_B:
+            self._peek_rate(x)
+            if not is_api_version(asked.decode("latin-1")):
+                raise ApiError("parameter_invalid_format", "Spotzee-Version: must be a YYYY-MM-DD date.")
+            raise ApiError(
+                "version_unsupported",
+                f"Spotzee-Version: unsupported; supported: {', '.join(sorted(SUPPORTED_VERSIONS))}.",
+            )
+        x.version = asked
+
+    def _rate_limit(self, x: _Exchange) -> None:
+        """429 during a storm (writes) or over the key's budget; otherwise one request is spent."""
+        st = self.state
+        assert x.plan is not None
+        enforce = st.config.rate_limits
+        if x.kind == "write":
+            storm = st.faults.storm_retry_after(x.now)
+            if storm:
+                st.stats.faults["storm_429"] += 1
+                self._peek_rate(x)
+                x.out[2] = (b"x-ratelimit-reset", str(storm).encode())
                 raise ApiError(
                     "rate_limited",
                     "Too many requests; retry after the Retry-After delay.",
-                    [(b"retry-after", str(decision.retry_after).encode())],
+                    [(b"retry-after", str(storm).encode())],
                 )
-            # routing
-            if route.handler is None:
-                if route.allow:
-                    raise ApiError(
-                        "method_not_allowed",
-                        f"{method} is not allowed here.",
-                        [(b"allow", route.allow.encode())],
-                    )
-                raise ApiError("resource_missing", "No such endpoint.")
-            # 4. Idempotency-Key format (ignored on reads)
-            has_key = False
-            if kind == "write":
-                raw_key = headers.get(b"idempotency-key")
-                if raw_key is not None:
-                    try:
-                        idem_key = raw_key.decode("utf-8")
-                    except UnicodeDecodeError:
-                        idem_key = raw_key.decode("latin-1")
-                    if not idem_key.strip() or len(idem_key) > MAX_KEY_LENGTH:
-                        raise ApiError(
-                            "idempotency_key_invalid",
-                            f"Idempotency-Key: must be 1 to {MAX_KEY_LENGTH} characters.",
-                        )
-                    has_key = True
-            # 5. injected faults before anything is applied
-            injected = st.faults.server_error()
-            if injected:
-                if injected == 500:
-                    stats.faults["error_500"] += 1
-                    raise ApiError("internal_error", "An internal error occurred (injected).")
-                stats.faults["error_503"] += 1
-                raise ApiError(
-                    "service_unavailable",
-                    "The service is temporarily unavailable (injected).",
-                    [(b"retry-after", b"1")],
-                )
-            if has_key and st.faults.forced_in_progress():
-                stats.faults["in_progress_409"] += 1
-                raise ApiError(
-                    "idempotency_in_progress",
-                    "A request with this Idempotency-Key is in progress.",
-                    [(b"retry-after", b"1")],
-                )
-            body = b""
-            if route.takes_body:
-                body = await _read_body(receive, st.config.max_body_bytes)
-            # 6. idempotency lookup
-            if has_key:
-                fingerprint = hashlib.blake2b(
-                    method.encode() + b" " + (scope.get("raw_path") or scope["path"].encode()) + b"\n" + body,
-                    digest_size=16,
-                ).digest()
-                outcome, record = st.idempotency.claim(api_key, idem_key, fingerprint, now)
-                if outcome == "mismatch":
-                    raise ApiError(
-                        "idempotency_key_mismatch",
-                        "This Idempotency-Key was used with a different request body.",
-                    )
-                if outcome == "in_progress":
-                    raise ApiError(
-                        "idempotency_in_progress",
-                        "A request with this Idempotency-Key is still in progress.",
-                        [(b"retry-after", b"1")],
-                    )
-                if outcome == "replay":
-                    assert record is not None
-                    replayed = True
-                    stats.replays += 1
-                    status, payload = record.status, record.body
-                    out.extend(record.headers)
-                    out.append((b"idempotent-replayed", b"true"))
-                    out.append((b"original-request-id", record.request_id.encode()))
-                    record = None
-            if not replayed:
-                # 7. parse, validate and apply
-                req = Request(
-                    route.label, now, idem_key or None, scope.get("query_string", b""), route.user_id
-                )
-                if route.takes_body:
-                    items = parse_items(body)
-                    stats.items_received[route.label] += len(items)
-                    status, result, extra = route.handler(st, items, req)
-                else:
-                    status, result, extra = route.handler(st, req)
-                applied = kind == "write"
-                out.extend(extra)
-                if result is not None:
-                    payload = json.dumps(result, separators=(",", ":")).encode()
-                    content_type = _JSON
-                    out.append((b"content-type", _JSON))
-        except ApiError as exc:
-            status = exc.status
-            payload = problem_body(exc.code, exc.message, request_id)
-            out.extend(exc.headers)
-            out.append((b"content-type", PROBLEM_CONTENT_TYPE))
-        except _BodyTooLarge:
-            status = 400
-            payload = problem_body("parameter_invalid_format", "The body is too large.", request_id)
-            out.append((b"content-type", PROBLEM_CONTENT_TYPE))
-        except _Disconnected:
-            if record is not None:
-                st.idempotency.release(api_key, idem_key, record)
-            stats.request(route.label, "disconnected")
-            return
-        except Exception:  # a bug in the emulator: still answer with problem+json, never crash
-            log.exception("Spotzee emulator: unexpected error while handling %s", route.label)
-            status = 500
-            payload = problem_body(
-                "internal_error", "Unexpected emulator error (see the server log).", request_id
+        decision = st.limiter.check(x.api_key, x.kind, x.tier, x.plan, x.now, enforce=enforce)
+        x.out = decision.headers()
+        if not decision.allowed:
+            raise ApiError(
+                "rate_limited",
+                "Too many requests; retry after the Retry-After delay.",
+                [(b"retry-after", str(decision.retry_after).encode())],
             )
-            out.append((b"content-type", PROBLEM_CONTENT_TYPE))
-        except BaseException:
-            if record is not None:
-                st.idempotency.release(api_key, idem_key, record)
-            raise
 
+    def _check_route(self, x: _Exchange) -> None:
+        """404 for an unknown path, 405 (with ``Allow``) for a known path and another method."""
+        route = x.route
+        if route.handler is None:
+            if route.allow:
+                raise ApiError(
+                    "method_not_allowed", f"{x.method} is not allowed here.", [(b"allow", route.allow.encode())]
+                )
+            raise ApiError("resource_missing", "No such endpoint.")
+
+    def _idempotency_key(self, x: _Exchange) -> bool:
+        """Whether a write carries a well-formed ``Idempotency-Key`` (ignored on reads; 400 if malformed)."""
+        if x.kind != "write":
+            return False
+        raw_key = x.headers.get(b"idempotency-key")
+        if raw_key is None:
+            return False
         try:
-            # 8. injected latency (an idempotency key stays "in progress" meanwhile)
-            delay = st.faults.latency_seconds()
-            if delay > 0:
-                stats.faults["latency"] += 1
-                await asyncio.sleep(delay)
-        finally:
-            # 9. remember successful outcomes only
-            if record is not None:
-                if 200 <= status < 300:
-                    stored = [(b"content-type", content_type)] if content_type else []
-                    st.idempotency.complete(
-                        api_key, idem_key, record, status, stored, payload, request_id, st.clock.now()
-                    )
-                else:
-                    st.idempotency.release(api_key, idem_key, record)
+            x.idem_key = raw_key.decode("utf-8")
+        except UnicodeDecodeError:
+            x.idem_key = raw_key.decode("latin-1")
+        if not x.idem_key.strip() or len(x.idem_key) > MAX_KEY_LENGTH:
+            raise ApiError(
+                "idempotency_key_invalid", f"Idempotency-Key: must be 1 to {MAX_KEY_LENGTH} characters."
+            )
+        return True
 
-        # 10. maybe cut the connection after a successful write was applied
-        if applied and 200 <= status < 300 and st.faults.drop_after_apply():
-            stats.faults["drop_after_apply"] += 1
-            stats.request(route.label, "dropped")
-            await _drop_connection(send)
+    def _inject_failure(self, x: _Exchange, has_key: bool) -> None:
+        """Injected 5xx, and forced 409 ``idempotency_in_progress``, before anything is applied."""
+        st = self.state
+        injected = st.faults.server_error()
+        if injected:
+            if injected == 500:
+                st.stats.faults["error_500"] += 1
+                raise ApiError("internal_error", "An internal error occurred (injected).")
+            st.stats.faults["error_503"] += 1
+            raise ApiError(
+                "service_unavailable",
+                "The service is temporarily unavailable (injected).",
+                [(b"retry-after", b"1")],
+            )
+        if has_key and st.faults.forced_in_progress():
+            st.stats.faults["in_progress_409"] += 1
+            raise ApiError(
+                "idempotency_in_progress",
+                "A request with this Idempotency-Key is in progress.",
+                [(b"retry-after", b"1")],
+            )
+
+    def _claim(self, x: _Exchange, body: bytes) -> bool:
+        """Claim the key for this request (method, path and body bytes). ``True``: a replay, whose stored
+        response is now in ``x``; ``False``: a new request, holding ``x.record`` until it is answered."""
+        st = self.state
+        scope = x.scope
+        fingerprint = hashlib.blake2b(
+            x.method.encode() + b" " + (scope.get("raw_path") or scope["path"].encode()) + b"\n" + body,
+            digest_size=16,
+        ).digest()
+        outcome, record = st.idempotency.claim(x.api_key, x.idem_key, fingerprint, x.now)
+        if outcome == "mismatch":
+            raise ApiError(
+                "idempotency_key_mismatch", "This Idempotency-Key was used with a different request body."
+            )
+        if outcome == "in_progress":
+            raise ApiError(
+                "idempotency_in_progress",
+                "A request with this Idempotency-Key is still in progress.",
+                [(b"retry-after", b"1")],
+            )
+        assert record is not None
+        if outcome == "replay":
+            st.stats.replays += 1
+            x.status, x.payload = record.status, record.body
+            x.out.extend(record.headers)
+            x.out.append((b"idempotent-replayed", b"true"))
+            x.out.append((b"original-request-id", record.request_id.encode()))
+            return True
+        x.record = record
+        return False
+
+    def _handle(self, x: _Exchange, body: bytes) -> None:
+        """Parse and validate the body (writes), apply it through the endpoint, keep its response."""
+        st = self.state
+        route = x.route
+        req = Request(route.label, x.now, x.idem_key or None, x.scope.get("query_string", b""), route.user_id)
+        if route.takes_body:
+            items = parse_items(body)
+            st.stats.items_received[route.label] += len(items)
+            status, result, extra = route.handler(st, items, req)
+        else:
+            status, result, extra = route.handler(st, req)
+        x.status = status
+        x.applied = x.kind == "write"
+        x.out.extend(extra)
+        if result is not None:
+            x.payload = json.dumps(result, separators=(",", ":")).encode()
+            x.content_type = _JSON
+            x.out.append((b"content-type", _JSON))
+
+    def _fail(
+        self, x: _Exchange, status: int, code: str, message: str, headers: Sequence[tuple[bytes, bytes]] = ()
+    ) -> None:
+        """The response becomes a problem+json error (the rate-limit headers already in ``x.out`` stay)."""
+        x.status = status
+        x.payload = problem_body(code, message, x.request_id)
+        x.out.extend(headers)
+        x.out.append((b"content-type", PROBLEM_CONTENT_TYPE))
+
+    def _release(self, x: _Exchange) -> None:
+        if x.record is not None:
+            self.state.idempotency.release(x.api_key, x.idem_key, x.record)
+
+    def _latency(self) -> float:
+        """Seconds of injected latency for this response (0: none)."""
+        delay = self.state.faults.latency_seconds()
+        if delay > 0:
+            self.state.stats.faults["latency"] += 1
+        return delay
+
+    def _remember(self, x: _Exchange) -> None:
+        """A 2xx outcome is stored for replay; any other outcome frees the key."""
+        record = x.record
+        if record is None:
             return
+        st = self.state
+        if 200 <= x.status < 300:
+            stored = [(b"content-type", x.content_type)] if x.content_type else []
+            st.idempotency.complete(
+                x.api_key, x.idem_key, record, x.status, stored, x.payload, x.request_id, st.clock.now()
+            )
+        else:
+            st.idempotency.release(x.api_key, x.idem_key, record)
 
-        stats.request(route.label, status)
-        response_headers = [(b"x-request-id", request_id.encode()), (b"spotzee-version", version)]
-        response_headers.extend(out)
+    def _drop_after_apply(self, x: _Exchange) -> bool:
+        """Whether to cut the connection now, after a successful write was applied (and remembered)."""
+        st = self.state
+        if x.applied and 200 <= x.status < 300 and st.faults.drop_after_apply():
+            st.stats.faults["drop_after_apply"] += 1
+            st.stats.request(x.route.label, "dropped")
+            return True
+        return False
+
+    def _respond(self, x: _Exchange) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The two ASGI messages of the response (counted in the stats here)."""
+        status = x.status
+        self.state.stats.request(x.route.label, status)
+        headers = [(b"x-request-id", x.request_id.encode()), (b"spotzee-version", x.version)]
+        headers.extend(x.out)
         if status != 204:
-            response_headers.append((b"content-length", str(len(payload)).encode()))
-        await send({"type": "http.response.start", "status": status, "headers": response_headers})
-        await send({"type": "http.response.body", "body": payload if status != 204 else b""})
+            headers.append((b"content-length", str(len(x.payload)).encode()))
+        return (
+            {"type": "http.response.start", "status": status, "headers": headers},
+            {"type": "http.response.body", "body": x.payload if status != 204 else b""},
+        )
 
 
 class ConnectionDropped(Exception):
