@@ -40,7 +40,13 @@ cannot connect at all (connection refused, DNS failure, TLS failure, connect tim
 Connection refused") is raised, for this request and every later one on the transport. Once the
 service has answered, connect errors are ordinary transport errors and get the full retries.
 
-Nothing here logs a header, a body or the key.
+A 404 is returned to the caller, who knows whether it can mean "no such contact";
+:meth:`SpotzeeTransport.confirm_base_url` then tells that apart from a base URL without
+``/api/client`` (:func:`wrong_base_url`).
+
+Nothing here logs a header, a body or the key, and nothing here changes process-wide state: httpx's
+per-request INFO line is dropped for this transport's own requests by a :class:`logging.Filter` keyed
+on the sending context, not by changing the ``httpx`` logger's level.
 """
 
 from __future__ import annotations
@@ -106,8 +112,6 @@ def _install_quiet_filter() -> None:
 _install_quiet_filter()
 
 USER_AGENT = "airflow-provider-spotzee/0.1"
-#: Status codes that are retried (with the same idempotency key).
-RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 JITTER_SECONDS = 0.5
 #: Backoff without a server hint: this many seconds, doubling per attempt.
 BASE_BACKOFF_SECONDS = 0.25
