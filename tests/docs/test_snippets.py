@@ -21,8 +21,9 @@ from pathlib import Path
 
 import pytest
 
+from airflow_provider_spotzee.testing import SpotzeeEmulator
 from airflow_provider_spotzee.testing.crm import SEED_RUN_DATE, seed_crm
-from tests.dags.conftest import ROOT, summaries
+from tests.dags.conftest import ROOT, Airflow, summaries
 
 pytestmark = pytest.mark.dags
 
@@ -110,14 +111,31 @@ def _params() -> list:
     return params
 
 
-def test_the_pages_have_snippets_and_the_readme_leads_with_its_dag():
+def test_the_pages_have_snippets_and_the_readme_leads_with_its_dag() -> None:
     assert len(ALL) >= 15
     readme = [s for s in ALL if s.page == "README.md"]
     assert readme and readme[0].is_dag and "crm_to_spotzee" in readme[0].code
 
 
+def test_readme_links_work_outside_the_repository() -> None:
+    """The README is shown on its own (PyPI, a wheel's metadata): its links are absolute URLs into the
+    project's repository, the one pyproject.toml names."""
+    import tomllib
+
+    urls = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["urls"]
+    repository = urls["Source"]
+    links = re.findall(r"\]\(([^)\s]+)\)", (ROOT / "README.md").read_text(encoding="utf-8"))
+    assert links
+    relative = [link for link in links if not link.startswith(("https://", "http://", "#"))]
+    assert not relative
+    for link in links:
+        if "/blob/main/" in link:
+            assert link.startswith(repository + "/blob/main/")
+            assert (ROOT / link.split("/blob/main/", 1)[1].split("#")[0]).exists(), link
+
+
 @pytest.mark.parametrize("snippet", _params())
-def test_snippet_runs_as_pasted(snippet: Snippet, emulator, tmp_path):
+def test_snippet_runs_as_pasted(snippet: Snippet, emulator: SpotzeeEmulator, tmp_path: Path) -> None:
     folder = tmp_path / "snippet"
     folder.mkdir()
     path = folder / "snippet.py"
@@ -142,7 +160,8 @@ def test_snippet_runs_as_pasted(snippet: Snippet, emulator, tmp_path):
 
 @pytest.mark.parametrize(("bad_ratio", "sync_passes"), [(0.01, True), (0.05, False)],
                          ids=["under-max_failure_ratio", "over-max_failure_ratio"])
-def test_the_readme_dag_syncs_and_writes_the_failures_back(airflow, emulator, tmp_path, bad_ratio, sync_passes):
+def test_the_readme_dag_syncs_and_writes_the_failures_back(airflow: Airflow, emulator: SpotzeeEmulator, tmp_path: Path,
+                                                           bad_ratio: float, sync_passes: bool) -> None:
     """The README's DAG, pasted into a DAG folder, through ``airflow dags test`` for the seeded CRM's last
     hour (~1,000 rows). The sync balances against Spotzee's ledger and ``write_back`` stores every failure,
     also when more than 2 % of the rows are bad: then the sync fails at once (no retry), ``write_back``
