@@ -250,7 +250,7 @@ class SpotzeeSyncOperator(BaseOperator):
         self.log.info("Spotzee %s summary: %s", self.endpoint.name, json.dumps(summary, sort_keys=True))
         if summary["extracted"] == 0 and source is not None:
             self._say_empty(source, window)
-        self._enforce_thresholds(summary, spill, candidates=result.submitted - result.unchanged)
+        self._enforce_thresholds(summary, spill, records=result.submitted)
         return summary
 
     def _send(self, *args: Any, **kwargs: Any) -> Any:
@@ -443,16 +443,16 @@ class SpotzeeSyncOperator(BaseOperator):
         else:
             self.log.warning("Read 0 rows: %s is empty (window %s)", source.describe(), shown)
 
-    def _enforce_thresholds(self, summary: dict[str, Any], spill: FailureSpill, *, candidates: int) -> None:
+    def _enforce_thresholds(self, summary: dict[str, Any], spill: FailureSpill, *, records: int) -> None:
         """Dead letters fail the task so a retry sends them; what a retry cannot change fails without one.
-        ``candidates``: this try's records that were not left unchanged."""
+        ``records``: this try's records."""
         if self.preview:
             return
         if summary["dead_lettered"]:
             raise SpotzeeSyncFailed(
                 f"{summary['dead_lettered']} records were dead-lettered (Spotzee kept failing); they are in "
                 f"{summary['failures_path']}. A retry of this task resends them (committed batches are skipped).")
-        cause = dominant_cause(spill, candidates)
+        cause = dominant_cause(spill, records)
         if cause is not None:
             (stage, code, message), count = cause
             raise SpotzeeSyncRejected(

@@ -48,11 +48,11 @@ def summarise(progress: Progress, result: SendResult, *, elapsed: float, failure
     return summary
 
 
-def dominant_cause(spill: FailureSpill, candidates: int) -> tuple[tuple[str, str, str], int] | None:
-    """The (stage, code, message) that nearly all of this try's ``candidates`` records failed for, if any."""
-    if candidates < ONE_CAUSE_MIN or not spill.causes:
+def dominant_cause(spill: FailureSpill, records: int) -> tuple[tuple[str, str, str], int] | None:
+    """The (stage, code, message) that nearly all of this try's ``records`` failed for, if any."""
+    if records < ONE_CAUSE_MIN or not spill.causes:
         return None
     cause, count = spill.causes.most_common(1)[0]
-    if cause[0] == "dead_lettered" or count < ONE_CAUSE_SHARE * candidates:
+    if cause[0] == "dead_lettered" or count < ONE_CAUSE_SHARE * records:
         return None
     return cause, count
