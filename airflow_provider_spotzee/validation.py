@@ -12,6 +12,8 @@ contains the offending value (it may be an email address or a phone number).
 from __future__ import annotations
 
 import datetime as dt
+import importlib
+import importlib.resources
 import math
 import re
 import zoneinfo
@@ -21,6 +23,7 @@ from typing import Any
 import email_validator
 import langcodes
 import phonenumbers
+from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
 
 PARAMETER_MISSING = "parameter_missing"
 PARAMETER_INVALID_FORMAT = "parameter_invalid_format"
@@ -86,13 +89,46 @@ def require_identity(external_id: str | None, anonymous_id: str | None) -> None:
 _DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
 _EMAIL_INVALID = "is not a valid RFC 5322 address"
 
+#: email-validator, told that syntax is the rule and deliverability is not: no DNS lookup, quoted local
+#: parts (``"jane doe"@example.com``) and address literals (``jane@[192.0.2.1]``, ``jane@[IPv6:2001:db8::1]``)
+#: allowed, and no "globally deliverable" demands (a dot in the domain, a letter TLD, ``.test``).
+_EMAIL_RULES: dict[str, Any] = {
+    "check_deliverability": False,
+    "allow_quoted_local": True,
+    "allow_domain_literal": True,
+    "globally_deliverable": False,
+    "test_environment": True,
+}
+
+#: Reserved names email-validator refuses whatever its options (``localhost``, ``.local``, ``.invalid``,
+#: ``.onion``, ``.arpa``, ``.test``): a judgement on deliverability, not on syntax.
+_RESERVED_DOMAINS = tuple(email_validator.SPECIAL_USE_DOMAIN_NAMES)
+
+#: RFC 2142 mailbox names email-validator lowercases (``Postmaster@`` -> ``postmaster@``).
+_CASE_INSENSITIVE_MAILBOXES = frozenset(CASE_INSENSITIVE_MAILBOX_NAMES)
+
+
+def _stand_in(value: str) -> tuple[str, str | None]:
+    """``value`` with a reserved last domain name replaced by a neutral one of the same length, and that
+    name (``None``: nothing replaced). The stand-in passes exactly the syntax checks the original would
+    pass: same lengths, same label structure, letters for letters."""
+    domain = value.rpartition("@")[2]
+    if domain.isascii():
+        lowered = domain.lower()
+        for name in _RESERVED_DOMAINS:
+            if lowered == name or lowered.endswith("." + name):
+                return value[: -len(name)] + "x" * len(name), name
+    return value, None
+
 
 @lru_cache(maxsize=_CACHE)
 def _email_full(value: str) -> str:
+    checked, reserved = _stand_in(value)
     try:
-        return email_validator.validate_email(value, check_deliverability=False).normalized
+        normalized = email_validator.validate_email(checked, **_EMAIL_RULES).normalized
     except email_validator.EmailNotValidError as exc:
         raise FieldError("email", PARAMETER_INVALID_FORMAT, _EMAIL_INVALID) from exc
+    return normalized if reserved is None else normalized[: -len(reserved)] + reserved
 
 
 @lru_cache(maxsize=_CACHE)
@@ -105,7 +141,8 @@ def _email(value: str) -> str:
     """Same answer as email-validator (``_email_full``), without re-parsing the domain for every address:
     a plain ASCII dot-atom local part needs no more than a regex and the length limits."""
     local, at, domain = value.rpartition("@")
-    if at and len(local) <= 64 and len(value) <= 254 and domain.isascii() and _DOT_ATOM.fullmatch(local):
+    if (at and len(local) <= 64 and len(value) <= 254 and domain.isascii() and _DOT_ATOM.fullmatch(local)
+            and local.lower() not in _CASE_INSENSITIVE_MAILBOXES):
         normalized = f"{local}@{_email_domain(domain)}"
         if len(normalized) <= 254:
             return normalized
@@ -113,6 +150,11 @@ def _email(value: str) -> str:
 
 
 def email(value: Any) -> str | None:
+    """An RFC 5322 ``addr-spec`` (normalised by email-validator): the syntax is checked, never whether mail
+    could be delivered. Accepted besides the common form: quoted local parts, IPv4 and ``IPv6:`` address
+    literals, dotless and reserved domains (``jane@localhost``, ``jane@shop.test``). Refused: what the
+    syntax refuses, comments and folding whitespace, display names, more than 254 characters in all, and
+    address literals that are not an IPv4 or ``IPv6:`` address (RFC 5321)."""
     if value is None or value == "":
         return None
     if not isinstance(value, str):
@@ -195,15 +237,36 @@ def phone(value: Any) -> str | None:
     return _phone(value.strip())
 
 
-@lru_cache(maxsize=4096)
+#: Files of a zoneinfo directory that are not zone names (links to the host's zone, the POSIX rules).
+_NOT_ZONES = frozenset({"localtime", "posixrules"})
+
+
+def _iana_zone_names() -> tuple[frozenset[str], str]:
+    """The IANA zone names accepted, and where the list comes from.
+
+    The ``tzdata`` package's list (``tzdata/zones``, one IANA release, the same on every host) when it is
+    installed; otherwise the host's zones (``zoneinfo.available_timezones()``) without what is only a file
+    of the host's zoneinfo directory (``posix/...``, ``right/...``, ``localtime``, ``posixrules``)."""
+    try:
+        package = importlib.import_module("tzdata")
+        text = importlib.resources.files(package).joinpath("zones").read_text(encoding="utf-8")
+        return frozenset(text.split()), f"tzdata {package.IANA_VERSION}"
+    except (ImportError, OSError, AttributeError):
+        zones = zoneinfo.available_timezones()
+        names = {z for z in zones if z not in _NOT_ZONES and not z.startswith(("posix/", "right/"))}
+        return frozenset(names), "host zoneinfo"
+
+
+#: Every ``timezone`` value accepted (exact, case-sensitive names); ``IANA_TIMEZONES_SOURCE`` says whence.
+IANA_TIMEZONES, IANA_TIMEZONES_SOURCE = _iana_zone_names()
+
+
 def _timezone(value: str) -> str:
+    if value in IANA_TIMEZONES:
+        return value
     if len(value) > MAX_TIMEZONE_LEN:
         raise FieldError("timezone", PARAMETER_INVALID_FORMAT, f"longer than {MAX_TIMEZONE_LEN} characters")
-    try:
-        zoneinfo.ZoneInfo(value)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError) as exc:
-        raise FieldError("timezone", PARAMETER_INVALID_FORMAT, "is not an IANA timezone name") from exc
-    return value
+    raise FieldError("timezone", PARAMETER_INVALID_FORMAT, "is not an IANA timezone name")
 
 
 def timezone(value: Any) -> str | None:

@@ -44,9 +44,12 @@ class _Object(dict):
 # --------------------------------------------------------------------------------------------- records
 
 _CODES = sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
-_ZONES = sorted(zoneinfo.available_timezones())
+_ZONES = sorted(v.IANA_TIMEZONES)
+_HOST_ONLY_ZONES = sorted(z for z in zoneinfo.available_timezones() if z not in v.IANA_TIMEZONES)
 _DOMAINS = ["example.com", "Example.COM", "mail.example.co.uk", "xn--bcher-kva.example", "bücher.example",
-            "localhost", "a..b", "-bad.com", "x.invalid", "123.456", "example.com.", "a" * 64 + ".com", ""]
+            "localhost", "a..b", "-bad.com", "x.invalid", "123.456", "example.com.", "a" * 64 + ".com", "",
+            "[192.0.2.1]", "[IPv6:2001:db8::1]", "[300.1.1.1]", "test", "shop.test", "LocalHost", "printer.local",
+            "xn--bcher-kva.local", "a.onion"]
 
 json_scalars = st.one_of(st.none(), st.booleans(), st.integers(),
                          st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=20))
@@ -73,7 +76,9 @@ emails = _mostly(
     st.one_of(st.builds("{}@{}".format, st.from_regex(r"[a-z0-9._+-]{1,20}", fullmatch=True),
                         st.sampled_from(_DOMAINS[:4])), st.emails()),
     st.builds("{}@{}".format, st.text(max_size=70), st.sampled_from(_DOMAINS)),
-    st.sampled_from(["", " a@example.com ", "jane@@example.com", "\ud800@example.com", "x" * 300]),
+    st.sampled_from(["", " a@example.com ", "jane@@example.com", "\ud800@example.com", "x" * 300,
+                     '"jane doe"@example.com', '"jane"@example.com', "Postmaster@Example.com", "jane@[192.0.2.1]",
+                     "jane@shop.test", "jane@localhost", "jane(c)@example.com", "Jane <jane@example.com>"]),
     st.text(max_size=30), st.none(), st.integers())
 phones = _mostly(
     st.one_of(st.builds("+614{:08d}".format, st.integers(0, 10**8 - 1)),
@@ -84,7 +89,8 @@ phones = _mostly(
 timezones = _mostly(
     st.sampled_from(_ZONES),
     st.sampled_from(["Mars/Olympus", "x" * 51, "../etc/passwd", " Europe/London ", "europe/london", "",
-                     "localtime", "Europe/London\x00"]),
+                     "localtime", "Europe/London\x00", "posix/Europe/Paris", "right/UTC", "posixrules",
+                     *_HOST_ONLY_ZONES[:20]]),
     st.text(max_size=55), st.none(), st.integers())
 locales = _mostly(st.sampled_from(["en", "en-AU", "en_AU", "fr-CA", "zh-Hant-TW", "und", "i-klingon"]),
                   st.from_regex(r"[a-zA-Z]{2,3}([-_][a-zA-Z0-9]{2,8}){0,2}", fullmatch=True),
@@ -189,6 +195,15 @@ EDGE_RECORDS: list[Any] = [
     {"external_id": "k", "email": None, "phone": "", "timezone": None, "locale": "", "data": None},
     {"external_id": "k", "data": {"a": {"b": {"c": [1, {"d": None}]}}}},
     {"external_id": "k", "email": "a@example.com", 1: "int key"}, {"external_id": "k", "name": "typo"},
+    # RFC 5322 addresses beyond the dot-atom common case, and reserved domains: accepted on both paths
+    {"external_id": "k", "email": '"jane doe"@example.com'}, {"external_id": "k", "email": '"jane"@example.com'},
+    {"external_id": "k", "email": "jane@[192.0.2.1]"}, {"external_id": "k", "email": "jane@[IPv6:2001:db8:0::1]"},
+    {"external_id": "k", "email": "jane@shop.test"}, {"external_id": "k", "email": "jane@LOCALHOST"},
+    {"external_id": "k", "email": "Postmaster@Example.COM"}, {"external_id": "k", "email": "jane@[300.1.1.1]"},
+    {"external_id": "k", "email": "jane(comment)@example.com"}, {"external_id": "k", "email": "jane@example.com."},
+    # only the fixed IANA list is a timezone
+    {"external_id": "k", "timezone": "posix/Europe/Paris"}, {"external_id": "k", "timezone": "right/UTC"},
+    {"external_id": "k", "timezone": "localtime"}, {"external_id": "k", "timezone": "Etc/GMT+5"},
 ]
 
 

@@ -30,6 +30,96 @@ def test_impossible_phones_are_invalid(raw):
     assert str(raw) not in str(info.value)
 
 
+# RFC 5322 addr-specs that email-validator's defaults refuse for deliverability, not syntax: accepted.
+RFC5322_VALID = {
+    '"jane doe"@example.com': '"jane doe"@example.com',
+    '"jane"@example.com': "jane@example.com",  # needless quotes are dropped
+    '"a@b"@example.com': '"a@b"@example.com',
+    "user@[192.0.2.1]": "user@[192.0.2.1]",
+    "user@[IPv6:2001:db8:0:0::1]": "user@[IPv6:2001:db8::1]",
+    "jane@shop.test": "jane@shop.test",
+    "jane@test": "jane@test",
+    "jane@localhost": "jane@localhost",
+    "jane@LocalHost": "jane@localhost",
+    "jane@printer.local": "jane@printer.local",
+    "jane@nothing.invalid": "jane@nothing.invalid",
+    "jane@hidden.onion": "jane@hidden.onion",
+    "jane@1.2.0.192.in-addr.arpa": "jane@1.2.0.192.in-addr.arpa",
+    "jane@xn--bcher-kva.local": "jane@bücher.local",
+    "jane@example": "jane@example",
+    "jane@123.456": "jane@123.456",
+    "Postmaster@Example.COM": "postmaster@example.com",  # RFC 2142 names are case-insensitive
+}
+
+# What the syntax refuses (and the 254-character limit, display names, comments): still refused.
+RFC5322_INVALID = [
+    "jane.example.com", "jane@", "@example.com", "jane@@example.com", "jane..doe@example.com",
+    ".jane@example.com", "jane.@example.com", "jane doe@example.com", '"jane@example.com',
+    "jane@example..com", "jane@-example.com", "jane@example-.com", "jane@example.com.", "jane@[300.1.1.1]",
+    "jane@[192.0.2.1", "jane(comment)@example.com", "Jane <jane@example.com>", "x" * 245 + "@example.com",
+    "jane@" + "a" * 64 + ".com", "jane@" + ".".join(["a" * 60] * 5), "jane@exa mple.com", "jane@localhost.",
+    "jane@..localhost", "jane@-x.local", "jane@a_b.local",
+]
+
+
+@pytest.mark.parametrize(("address", "normalized"), RFC5322_VALID.items())
+def test_rfc5322_addresses_are_accepted_whatever_their_deliverability(address, normalized):
+    assert v.email(address) == normalized
+    assert v._email_full.__wrapped__(address) == normalized
+
+
+@pytest.mark.parametrize("address", RFC5322_INVALID)
+def test_what_rfc5322_refuses_is_still_refused(address):
+    with pytest.raises(v.FieldError) as info:
+        v.email(address)
+    assert info.value.code == v.PARAMETER_INVALID_FORMAT
+    with pytest.raises(v.FieldError):
+        v._email_full.__wrapped__(address)
+
+
+@pytest.mark.parametrize("name", ["Australia/Sydney", "UTC", "Etc/GMT+5", "America/Argentina/Buenos_Aires"])
+def test_iana_timezones_are_accepted(name):
+    assert v.timezone(name) == name
+    assert v.timezone(f" {name} ") == name
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["posix/Europe/Paris", "right/UTC", "localtime", "posixrules", "posix/UTC", "right/Australia/Sydney",
+     "europe/paris", "Europe/Paris/", "/usr/share/zoneinfo/UTC", "Mars/Olympus", "zone.tab", "tzdata.zi"],
+)
+def test_host_zoneinfo_files_are_not_timezones(name):
+    with pytest.raises(v.FieldError) as info:
+        v.timezone(name)
+    assert info.value.code == v.PARAMETER_INVALID_FORMAT
+    assert "IANA" in info.value.message
+
+
+def test_the_timezone_list_is_fixed_and_not_the_hosts():
+    """With tzdata installed the list is its ``zones`` file, the same on every host."""
+    import importlib.resources
+
+    import tzdata
+
+    listed = importlib.resources.files("tzdata").joinpath("zones").read_text(encoding="utf-8").split()
+    assert v.IANA_TIMEZONES == frozenset(listed)
+    assert v.IANA_TIMEZONES_SOURCE == f"tzdata {tzdata.IANA_VERSION}"
+    assert all(len(name) <= v.MAX_TIMEZONE_LEN for name in v.IANA_TIMEZONES)
+
+
+def test_without_tzdata_the_hosts_zones_are_used_without_its_extra_files(monkeypatch):
+    import sys
+    import zoneinfo
+
+    monkeypatch.setitem(sys.modules, "tzdata", None)  # import tzdata -> ImportError
+    zones, source = v._iana_zone_names()
+    assert source == "host zoneinfo"
+    assert not any(z.startswith(("posix/", "right/")) or z in ("localtime", "posixrules") for z in zones)
+    assert zones <= zoneinfo.available_timezones()
+    if "UTC" in zoneinfo.available_timezones():
+        assert "UTC" in zones
+
+
 def test_timezone_and_locale():
     assert v.timezone("Australia/Sydney") == "Australia/Sydney"
     for bad in ("Mars/Olympus", "x" * 51, "../etc/passwd"):
@@ -105,9 +195,14 @@ def test_email_fast_path_agrees_with_email_validator():
     rng = random.Random(3)
     alphabet = string.ascii_letters + string.digits + ".-_+!#%&'*/=?^`{|}~@ \"()[]:;,<>\\é"
     domains = ["example.com", "EXAMPLE.com", "sub.example.co.uk", "xn--bcher-kva.example", "localhost", "a..b",
-               "-bad.com", "x.invalid", "123.456", "bücher.example", "example.com.", "a" * 64 + ".com", ""]
+               "-bad.com", "x.invalid", "123.456", "bücher.example", "example.com.", "a" * 64 + ".com", "",
+               "[192.0.2.1]", "[IPv6:2001:db8::1]", "[300.1.1.1]", "test", "shop.test", "LOCALHOST",
+               "printer.local", "xn--bcher-kva.local", "a.onion", "in-addr.arpa", "x.local.", "a_b.local"]
+    mailboxes = ["postmaster", "Postmaster", "ABUSE", "info", "noc.x", '"quoted"', '"two words"', '"a\\"b"']
     for _ in range(20_000):
         local = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 70)))
+        if rng.random() < 0.1:
+            local = rng.choice(mailboxes)
         address = f"{local}@{rng.choice(domains)}"
         try:
             ours = v._email(address)
