@@ -9,7 +9,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_spotzee.exceptions import SpotzeeAuthError, SpotzeeError
+from airflow_provider_spotzee.exceptions import SpotzeeAuthError, SpotzeeConfigError, SpotzeeError
 from airflow_provider_spotzee.hooks.spotzee import SpotzeeHook
 from airflow_provider_spotzee.visibility import missing_contacts, parse_since
 
@@ -28,8 +28,9 @@ class SpotzeeContactTrigger(BaseTrigger):
 
     Yields exactly one event: ``{"status": "success", "found": n}``, ``{"status": "timeout",
     "missing": [first 100 ids], "missing_count": n}`` when ``deadline`` (epoch seconds) has passed, or
-    ``{"status": "error", "message": ...}`` on an auth failure or after ``max_consecutive_errors`` failed
-    polls in a row. The sensor branches on ``status`` only. Timeout is declared only after a poll that
+    ``{"status": "error", "message": ...}`` on an auth or configuration failure (e.g. a base URL without
+    ``/api/client``) or after ``max_consecutive_errors`` failed polls in a row. The sensor branches on
+    ``status`` only. Timeout is declared only after a poll that
     ended at or after the deadline: the last sleep is shortened so that one poll runs at the deadline
     (a contact that appears between the last regular poll and the deadline is still seen). Rate limiting and 5xx
     are retried inside each poll; a poll that still fails counts as an error, never as "missing".
@@ -70,7 +71,7 @@ class SpotzeeContactTrigger(BaseTrigger):
                 config = await hook.aget_config()
                 pending = await missing_contacts(config, pending, since)
                 errors = 0
-            except SpotzeeAuthError as exc:
+            except (SpotzeeAuthError, SpotzeeConfigError) as exc:  # retrying cannot fix these
                 yield TriggerEvent({"status": "error", "message": str(exc)})
                 return
             except SpotzeeError as exc:

@@ -172,3 +172,13 @@ def test_a_skip_that_is_not_a_timeout_is_not_reported_as_one(monkeypatch, emulat
     with pytest.raises(AirflowSkipException) as info:
         sensor.execute({})
     assert "never appeared" not in str(info.value) and isinstance(info.value.__cause__, SpotzeeAuthError)
+
+
+def test_trigger_reports_a_wrong_base_url_at_once(monkeypatch, emulator):
+    root = emulator.base_url.rsplit("/api/client", 1)[0]
+    monkeypatch.setenv("AIRFLOW_CONN_SPOTZEE_DEFAULT",
+                       json.dumps({"conn_type": "spotzee", "host": root, "password": emulator.api_key}))
+    started = time.monotonic()
+    event = _run_trigger(SpotzeeContactTrigger(spotzee_conn_id="spotzee_default", external_ids=["a"], poll_interval=5))
+    assert event["status"] == "error" and "/api/client" in event["message"]
+    assert time.monotonic() - started < 5  # not after max_consecutive_errors polls
