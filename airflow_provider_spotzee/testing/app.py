@@ -503,11 +503,26 @@ class ClientAPI:
             return True
         return False
 
+    def _unspent_rate_headers(self, x: _Exchange) -> list[tuple[bytes, bytes]]:
+        """Rate-limit headers for a response refused before any budget was looked at: the key's budget,
+        untouched; without a (known) key, the emulator's plan with nothing spent (nobody's budget)."""
+        st = self.state
+        if x.plan is None:
+            x.tier = st.config.plan
+            x.plan = st.config.plans[x.tier]
+            return st.limiter.check(x.api_key, x.kind, x.tier, x.plan, x.now, enforce=False).headers()
+        return st.limiter.check(
+            x.api_key, x.kind, x.tier, x.plan, x.now, consume=False, enforce=st.config.rate_limits
+        ).headers()
+
     def _respond(self, x: _Exchange) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The two ASGI messages of the response (counted in the stats here)."""
+        """The two ASGI messages of the response (counted in the stats here). Every response carries the
+        ``X-RateLimit-*`` headers, first after ``X-Request-Id`` and ``Spotzee-Version``."""
         status = x.status
         self.state.stats.request(x.route.label, status)
         headers = [(b"x-request-id", x.request_id.encode()), (b"spotzee-version", x.version)]
+        if not x.out or x.out[0][0] != b"x-ratelimit-limit":  # 401, or an emulator bug before the limiter
+            headers.extend(self._unspent_rate_headers(x))
         headers.extend(x.out)
         if status != 204:
             headers.append((b"content-length", str(len(x.payload)).encode()))
