@@ -11,6 +11,12 @@ Backfill how-to: this DAG has data intervals (``CronDataIntervalTimetable``), so
 syncs each day's changed rows once. Re-running a backfill over completed runs sends nothing (every
 checkpoint is at the end); brand-new runs of the same days are answered from Spotzee's idempotency
 memory within 24 h.
+
+With ``catchup=False`` unpausing the DAG schedules only the latest complete day (yesterday, UTC); an
+earlier day is synced only when you backfill it as above. Each run reads the rows whose ``updated_at``
+falls in its own data interval, so a run of a day with no changes sends nothing. To try one day by
+hand: ``airflow dags test spotzee_crm_sync_partitioned 2026-11-25`` (a manual run's data interval is the
+day *before* its logical date: 2026-11-24).
 """
 
 from __future__ import annotations
