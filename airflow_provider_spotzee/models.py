@@ -201,7 +201,8 @@ class SendResult(BaseModel):
     requests: int = 0
     retries: int = 0
     throttled: int = 0
-    replayed: int = 0
+    replayed: int = 0  # requests Spotzee answered as replays (Idempotent-Replayed: true)
+    replayed_items: int = 0  # items counted in ``succeeded`` whose confirmation was such a replay
     elapsed_seconds: float = 0.0
     contacts: list[Contact] = Field(default_factory=list)
     failures: list[ItemFailure] = Field(default_factory=list)
@@ -234,6 +235,3 @@ class SendResult(BaseModel):
     def balanced(self) -> bool:
         return self.submitted == self.succeeded + self.unchanged + self.invalid + self.rejected + self.dead_lettered
 
-    @property
-    def items_per_second(self) -> float:
-        return self.submitted / self.elapsed_seconds if self.elapsed_seconds > 0 else 0.0

@@ -234,6 +234,7 @@ class _Run:
             return
         if not endpoint.per_item_results:
             self.result.succeeded += len(batch)
+            self.result.replayed_items += len(batch) if response.replayed else 0
             return
         try:
             results = _item_results(batch, response.json())
@@ -246,6 +247,7 @@ class _Run:
             error = outcome.get("error")
             if error is None:
                 self.result.succeeded += 1
+                self.result.replayed_items += response.replayed
                 if self.collect_contacts and endpoint.returns_contacts and isinstance(outcome.get("contact"), dict):
                     self.result.contacts.append(Contact.model_validate(outcome["contact"]))
                 continue

@@ -84,11 +84,12 @@ class SyncJob:
         write nothing). Commit points advance the progress, the snapshot (diff) and then the checkpoint."""
         progress, differ, checkpoints = self.progress, self.differ, self.checkpoints
         spill = progress.spill
-        on_failure = spill.add
-        if differ is not None:
-            def on_failure(failure: ItemFailure, payload: Any) -> None:
-                spill.add(failure, payload)
+
+        def on_failure(failure: ItemFailure, payload: Any) -> None:
+            spill.add(failure, payload, progress.source_key(failure.index))
+            if differ is not None:
                 differ.failed(failure)
+
         if send is None:
             result = SendResult.start(self.endpoint.name, on_failure)
             result.succeeded = sum(1 for _ in validated(self.endpoint, self.payloads(), result,

@@ -86,8 +86,11 @@ class FailureSpill:
     def total(self) -> int:
         return sum(len(indexes) for indexes in self.indexes.values())
 
-    def add(self, failure: ItemFailure, payload: Any) -> None:
+    def add(self, failure: ItemFailure, payload: Any, source_key: Any = None) -> None:
+        """File one failure (``source_key``: the row's key in a SQL source, kept as text)."""
         entry = failure.model_dump()
+        if source_key is not None:
+            entry["source_key"] = str(source_key)
         self.indexes[failure.stage].append(failure.index)
         cause = (failure.stage, failure.code, failure.message)
         if cause in self.causes or len(self.causes) < MAX_CAUSES:

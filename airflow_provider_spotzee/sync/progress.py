@@ -48,6 +48,12 @@ class Progress:
         if len(self.identities) < self.keep_ids:
             self.identities.append((index, external_id))
 
+    def source_key(self, index: int) -> Any:
+        """The key of a SQL row that is not committed yet (the last value of its cursor); ``None`` for
+        records given in memory, whose cursor is their position."""
+        cursor = self._cursors.get(index)
+        return cursor[-1] if isinstance(cursor, tuple) else None
+
     def commit(self, index: int) -> Any:
         """Every record ≤ ``index`` is final: forget their cursors; return the cursor to resume after."""
         cursor = self._cursors.get(index, self.cursor)

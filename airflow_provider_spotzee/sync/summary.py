@@ -35,6 +35,7 @@ def summarise(progress: Progress, result: SendResult, *, elapsed: float, failure
         "retries": result.retries,
         "throttled": result.throttled,
         "replayed": result.replayed,
+        "replayed_items": result.replayed_items,  # of sent_ok: confirmed by a replay (sent by an earlier try)
         "elapsed_seconds": round(elapsed, 3),
         "items_per_second": round(result.submitted / elapsed, 1) if elapsed > 0 else 0.0,
         "failures_path": failures_path,
