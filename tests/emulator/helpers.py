@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
 RATE_HEADERS = ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset", "x-ratelimit-tier")
@@ -27,5 +29,5 @@ def assert_rate_headers(response: httpx.Response) -> None:
     assert int(response.headers["x-ratelimit-remaining"]) >= 0
 
 
-def users(n: int, prefix: str = "cust-", **fields) -> list[dict]:
+def users(n: int, prefix: str = "cust-", **fields: Any) -> list[dict]:
     return [{"external_id": f"{prefix}{i}", **fields} for i in range(n)]

@@ -11,7 +11,7 @@ import pytest
 from tests.emulator.helpers import assert_problem, assert_rate_headers
 
 
-def _statuses(client, n: int) -> list[int]:
+def _statuses(client: httpx.Client, n: int) -> list[int]:
     return [client.post("/users/batch", json=[{"external_id": f"c{i}"}]).status_code for i in range(n)]
 
 

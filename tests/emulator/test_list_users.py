@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import httpx
+
 from tests.emulator.helpers import assert_problem, users
 
 
-def _seed(client, n: int) -> None:
+def _seed(client: httpx.Client, n: int) -> None:
     for start in range(0, n, 100):
         batch = [
             {"external_id": f"cust-{i:03d}", "email": f"user{i}@example.com"}

@@ -16,7 +16,8 @@ import pytest
 from airflow_provider_spotzee.testing import EmulatorConfig, FaultConfig, SpotzeeEmulator, run_emulator
 
 
-def _pid_alive(pid: int) -> bool:
+def _pid_alive(pid: int | None) -> bool:
+    assert pid is not None
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -77,7 +78,7 @@ def test_cli_prints_the_base_url_and_stops_on_sigint(tmp_path):
     try:
         deadline = time.monotonic() + 20
         while not ready.exists():
-            assert proc.poll() is None, proc.stderr.read()
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
             assert time.monotonic() < deadline
             time.sleep(0.05)
         info = json.loads(ready.read_text())

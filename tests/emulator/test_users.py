@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 from urllib.parse import quote
 
 from tests.emulator.helpers import assert_problem, assert_rate_headers
@@ -113,7 +114,7 @@ def test_batch_upsert_reports_per_item_errors(client, emulator):
     assert emulator.ledger_summary()["contacts"] == 2
 
 
-def r_text(obj) -> str:
+def r_text(obj: dict[str, Any]) -> str:
     import json
 
     return json.dumps([x.get("error") for x in obj["results"]])

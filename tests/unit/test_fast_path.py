@@ -15,6 +15,7 @@ import math
 import random
 import types
 import zoneinfo
+from collections.abc import Callable
 from typing import Any
 
 import phonenumbers
@@ -230,7 +231,7 @@ def _json_data_reference(value: Any) -> Any:
     return value
 
 
-def _outcome(fn, *args) -> Any:
+def _outcome(fn: Callable[..., Any], *args: Any) -> Any:
     try:
         return "ok", fn(*args)
     except v.FieldError as exc:
