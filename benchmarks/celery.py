@@ -380,6 +380,51 @@ def celery_deployment(crm: Path, emu: Any, log: Log, *, keep_logs: Path | None =
 # ----------------------------------------------------------------------------------------- the scenario
 
 
+class TreeCpu:
+    """CPU seconds used by each worker's whole process tree (the Celery worker, its pool processes, the task
+    supervisors and task processes), sampled every ``interval`` s from a thread. Each process counts with
+    its last sample, so a process that ends between two samples loses at most ``interval`` of CPU."""
+
+    def __init__(self, workers: list[Worker], interval: float = 1.0) -> None:
+        import threading
+
+        self.workers, self.interval = workers, interval
+        self.seen: dict[str, dict[int, float]] = {w.name: {} for w in workers}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tree-cpu", daemon=True)
+
+    def _sample(self) -> None:
+        for worker in self.workers:
+            if worker.proc is None or worker.proc.poll() is not None:
+                continue
+            with contextlib.suppress(psutil.Error):
+                root = psutil.Process(worker.proc.pid)
+                for proc in [root, *root.children(recursive=True)]:
+                    with contextlib.suppress(psutil.Error):
+                        times = proc.cpu_times()
+                        self.seen[worker.name][proc.pid] = times.user + times.system
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def __enter__(self) -> TreeCpu:  # noqa: PYI034
+        self._sample()
+        self._start = {name: dict(pids) for name, pids in self.seen.items()}
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._sample()
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def used(self) -> dict[str, float]:
+        """CPU seconds per worker since ``__enter__``."""
+        return {name: round(sum(cpu - self._start[name].get(pid, 0.0) for pid, cpu in pids.items()), 2)
+                for name, pids in self.seen.items()}
+
+
 def worker_of_partition(deployment: Deployment) -> dict[int, str]:
     """Which worker ran each partition's first try (from the task logs on each worker's own disk)."""
     owner: dict[int, str] = {}
@@ -439,12 +484,13 @@ def celery(sizes: Any, log: Log) -> Any:
         seeded = seed_crm(crm, rows)
         with emulator("starter", latency_ms=LATENCY_MS) as emu, \
                 celery_deployment(crm, emu, log, keep_logs=RESULTS_DIR / "celery-logs") as deployment:
-            with StatsSampler(emu, interval=0.5) as sampler:
+            with StatsSampler(emu, interval=0.5) as sampler, TreeCpu(deployment.workers) as cpu:
                 wall0 = time.time()
                 deployment.trigger()
                 log(f"triggered {RUN_ID} (logical date {LOGICAL_DATE:%Y-%m-%d})")
                 state = deployment.wait_run(sizes.scaleout_timeout_s, log)
             tasks = deployment.task_instances()
+            summaries = deployment.summaries()
             owner = worker_of_partition(deployment)
             ledger = emu.ledger_summary()
             log("reading the ledger for each worker's items over time")
@@ -465,6 +511,15 @@ def celery(sizes: Any, log: Log) -> Any:
                    "seconds": round((t[4] - t[3]).total_seconds(), 1) if t[3] and t[4] else None} for t in tasks],
         "ledger": ledger, "series": sampler.series(), "worker_series": workers, "ceiling": ceiling,
     })
+    load = [round(x, 2) for x in os.getloadavg()]
+    worker_cpu = cpu.used()
+    worker_items = {name: sum(s.get("extracted", 0) for i, s in summaries.items() if owner.get(i) == name)
+                    for name in WORKERS}
+    d.update({"worker_cpu_s": worker_cpu, "worker_items": worker_items, "load_avg_at_end": load,
+              "worker_cpu_us_per_item": {name: round(worker_cpu[name] / max(1, worker_items[name]) * 1e6, 1)
+                                         for name in WORKERS},
+              "worker_cores_used": {name: round(worker_cpu[name] / (last - first), 2) if last > first else None
+                                    for name in WORKERS}})
     good = seeded["good"]
     d["ledger_ok"] = ledger["contacts"] == good and ledger["contacts_upserted_more_than_once"] == 0
     per_worker = {name: sum(1 for v in owner.values() if v == name) for name in WORKERS}
@@ -473,7 +528,9 @@ def celery(sizes: Any, log: Log) -> Any:
             d["items_per_s_sustained"], "items/s", ceiling, "Starter ceiling (one key)", target="≥ 0.90 × ceiling",
             met=state == "success" and d["ledger_ok"] and d["items_per_s_sustained"] >= 0.90 * ceiling,
             note=f"{d['items']:,} items; whole span {d['items_per_s_span']:,.0f}/s; partitions per worker "
-                 f"{per_worker}; ledger {'exact' if d['ledger_ok'] else 'WRONG'}; run {state}"),
+                 f"{per_worker}; worker CPU per item (whole task, Airflow included) "
+                 f"{d['worker_cpu_us_per_item']} µs, cores used {d['worker_cores_used']}; load average "
+                 f"at the end {load}; ledger {'exact' if d['ledger_ok'] else 'WRONG'}; run {state}"),
         Row("5c", f"{PARTITIONS} partitions on 2 Celery workers: share of requests 429'd", d["throttled"], "requests",
             d["requests"], "requests seen by the emulator", ratio=d["throttled"] / max(d["requests"], 1),
             target="≤ 2 %", met=d["throttled"] <= 0.02 * d["requests"]),

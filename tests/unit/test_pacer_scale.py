@@ -228,10 +228,12 @@ def run(n: int) -> Outcome:
 def figures(n: int) -> str:
     out = run(n)
     longest, lowest = out.starvation()
+    bins = [y for x, y in out.series()["workers"] if x > out.measure_from]
     return (f"{n} workers: aggregate {out.aggregate:,.0f} req/s = {out.aggregate / out.left:.3f} x what is left "
             f"({out.left:,.0f}); 429 {out.throttled_share:.2%} of the workers' requests, foreign "
             f"{out.foreign_throttled / max(1, out.foreign_throttled + len(out.foreign_accepted)):.2%}; longest "
-            f"starved run {longest} window(s), lowest window {lowest:.2f} x fair share")
+            f"starved run {longest} window(s), lowest window {lowest:.2f} x fair share; 1 s bins after "
+            f"{out.measure_from:.0f} s from {min(bins):,.0f} to {max(bins):,.0f} req/s")
 
 
 @pytest.mark.parametrize("n", [25, 100])
@@ -285,7 +287,7 @@ def plot(path: Path) -> Path:
                      f"{out.aggregate / out.left:.3f} × what is left, {out.throttled_share:.2%} 429, "
                      f"lowest window {lowest:.2f} × fair share", fontsize=9)
         ax.set_ylabel("write requests/s accepted")
-        ax.set_ylim(0, CEILING * 1.15)
+        ax.set_ylim(0, max(CEILING * 1.15, max(ys) * 1.05))
         ax.grid(alpha=0.3)
         ax.legend(loc="lower right", fontsize=7, ncol=2)
     axes[-1].set_xlabel("simulated seconds")
