@@ -12,6 +12,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -50,12 +51,12 @@ class Db:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def db(request: pytest.FixtureRequest, tmp_path) -> Iterator[Db]:
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Db]:
     if request.param == "sqlite":
         path = tmp_path / "history.db"
         yield Db(lambda: sqlite3.connect(path), "?", "sqlite")
         return
-    import psycopg2
+    import psycopg2  # type: ignore[import-untyped]
 
     pg = request.getfixturevalue("pg_server")
     with psycopg2.connect(**pg) as conn, conn.cursor() as cur:  # a fresh schema per test
@@ -188,7 +189,7 @@ def test_two_tasks_create_the_tables_at_once(db: Db) -> None:
     assert db.rows("SELECT COUNT(*) FROM race_sync_runs") == [(0,)]
 
 
-def test_database_errors_are_raised(tmp_path) -> None:
+def test_database_errors_are_raised(tmp_path: Path) -> None:
     path = tmp_path / "ro.db"
     SyncHistory(sqlite3.connect(path), "?").ensure()
     readonly = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
@@ -198,7 +199,8 @@ def test_database_errors_are_raised(tmp_path) -> None:
         SyncHistory(sqlite3.connect(f"file:{tmp_path / 'none.db'}?mode=ro", uri=True), "?").ensure()
 
 
-def test_postgres_input_is_named_as_common_sql_names_it(pg_server: dict[str, Any], monkeypatch) -> None:
+def test_postgres_input_is_named_as_common_sql_names_it(pg_server: dict[str, Any],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """The OpenLineage input of a PostgreSQL source: namespace postgres://host:port, name db.schema.table."""
     import json
 
