@@ -43,8 +43,8 @@ def json_value(value: Any) -> Any:
             return float("nan")
         return int(value) if value == value.to_integral_value() and abs(value) < 2**53 else float(value)
     if isinstance(value, dt.datetime):
-        moment = value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
-        return moment.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        moment = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+        return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     if isinstance(value, dt.date):
         return value.isoformat()
     return value
@@ -62,7 +62,7 @@ def build_mapper(mapping: Mapping[str, str] | Mapper | None) -> Mapper:
     if mapping is None:
         return lambda row: {key: json_value(value) for key, value in row.items()}
     if callable(mapping):
-        return mapping  # type: ignore[return-value]
+        return mapping
     if not isinstance(mapping, Mapping) or not mapping:
         raise SpotzeeConfigError("mapping must be a non-empty {column: field} dict or a callable row -> payload")
     plan: list[tuple[str, tuple[str, ...]]] = []

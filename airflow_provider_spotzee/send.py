@@ -288,11 +288,16 @@ class _Run:
 def validated(endpoint: Endpoint, records: Iterable[Any], result: SendResult, *,
               start_index: int = 0) -> Iterator[Prepared]:
     """Number, validate and serialise records, yielding the sendable ones. Counts every record in
-    ``result`` (submitted, unchanged, invalid) and files invalid ones as failures with their payloads."""
+    ``result`` (submitted, unchanged, invalid) and files invalid ones as failures with their payloads.
+    A record that already is a :class:`Prepared` of this index (a diff sync prepared it to hash its bytes)
+    is passed on as it is."""
     for index, record in enumerate(records, start=start_index):
         result.submitted += 1
         if isinstance(record, Unchanged):
             result.unchanged += 1
+            continue
+        if type(record) is Prepared and record.index == index:
+            yield record
             continue
         item = prepare(endpoint, index, record)
         if isinstance(item, ItemFailure):

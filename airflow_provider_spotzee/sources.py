@@ -56,6 +56,10 @@ SQL_PROVIDERS = {
 }
 
 
+#: SQL dialects with an extra of this package (pyproject.toml).
+EXTRAS = ("sqlite", "postgres")
+
+
 def sql_hook(conn_id: str, what: str = "source") -> Any:
     """The common.sql (``DbApiHook``) hook of ``conn_id``; a :class:`SpotzeeConfigError` that says what to
     install or fix when there is none."""
@@ -69,7 +73,8 @@ def sql_hook(conn_id: str, what: str = "source") -> Any:
         hook = conn.get_hook()
     except Exception as exc:
         package = SQL_PROVIDERS.get(str(conn.conn_type))
-        hint = f"; install {package} (e.g. pip install 'airflow-provider-spotzee[{conn.conn_type}]')" if package else ""
+        extra = f"airflow-provider-spotzee[{conn.conn_type}]" if conn.conn_type in EXTRAS else package
+        hint = f"; install {package} (pip install '{extra}')" if package else ""
         raise SpotzeeConfigError(f"cannot open {what} connection {conn_id!r} of type {conn.conn_type!r}: "
                                  f"{type(exc).__name__}: {exc}{hint}") from exc
     if not hasattr(hook, "get_conn") or not hasattr(hook, "placeholder"):
@@ -141,10 +146,10 @@ class SqlSource:
     def _bind(self, value: Any, sqlite: bool) -> Any:
         if isinstance(value, dt.datetime):
             if value.tzinfo is not None:
-                value = value.astimezone(dt.timezone.utc)
+                value = value.astimezone(dt.UTC)
             if sqlite:
                 return value.replace(tzinfo=None).isoformat(sep=" ", timespec="seconds" if not value.microsecond else "microseconds")
-            return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+            return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
         return value
 
     def _connect(self, hook: Any) -> Any:

@@ -322,9 +322,9 @@ def timestamp(field: str, value: Any) -> str | None:
             raise FieldError(field, PARAMETER_INVALID_FORMAT, "is not an ISO 8601 timestamp") from None
     if not isinstance(value, dt.datetime):
         raise FieldError(field, PARAMETER_INVALID_FORMAT, "must be an ISO 8601 timestamp string")
-    moment = value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    moment = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
     try:
-        return moment.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     except (OverflowError, ValueError):
         raise FieldError(field, PARAMETER_INVALID_FORMAT, "is out of range") from None
 

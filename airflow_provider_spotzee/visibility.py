@@ -26,8 +26,8 @@ CONTACT_ID_AMBIGUOUS = "contact_id_ambiguous"
 def parse_since(value: str | dt.datetime | None) -> dt.datetime | None:
     if value is None or value == "":
         return None
-    moment = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+    moment = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def is_visible(contact: Contact | None, since: dt.datetime | None) -> bool:

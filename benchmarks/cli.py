@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"FAILED scenarios: {', '.join(errors)}", file=sys.stderr)
     payload = {
         "mode": "quick" if args.quick else "full",
-        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "duration_s": total,
         "scenario_seconds": timings,
         "machine": machine,

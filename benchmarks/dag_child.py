@@ -128,7 +128,7 @@ def run_dag(args: argparse.Namespace) -> dict[str, Any]:
 
     dag_module._run_task = run_task
     SpotzeeSyncOperator.execute = execute  # type: ignore[method-assign]
-    logical = dt.datetime.fromisoformat(args.logical_date).replace(tzinfo=dt.timezone.utc)
+    logical = dt.datetime.fromisoformat(args.logical_date).replace(tzinfo=dt.UTC)
     marks["before_dag_test_mb"] = mb(rss())
     started = time.perf_counter()
     run = dag.test(logical_date=logical)

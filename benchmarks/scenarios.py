@@ -40,6 +40,7 @@ from benchmarks.common import (
     user,
     users,
 )
+from benchmarks.diff import diff
 from benchmarks.hookrun import run_hook, run_naive, run_raw_capacity
 from benchmarks.scaleout import scaleout, scheduler_overhead
 from benchmarks.sizes import Sizes
@@ -651,4 +652,5 @@ SCENARIOS = {
     "dagworker": scheduler_overhead,
     "reads": reads,
     "celery": celery,
+    "diff": diff,
 }

@@ -41,6 +41,9 @@ class Sizes:
     scaleout_timeout_s: float
     # reads (not in the issue): hook.iter_users vs a plain paging loop
     read_contacts: int
+    # 15. diff syncs: a model of this many rows, 1 % changed (Professional, emulator in its own process)
+    diff_rows: int = 1_000_000
+    diff_timeout_s: float = 900.0
 
 
 FULL = Sizes(
@@ -69,4 +72,5 @@ QUICK = Sizes(
     dag_overhead_rows=2_000, dag_overhead_rounds=1, dag_timeout_s=300.0,
     scaleout_rows=20_000, scaleout_timeout_s=300.0,
     read_contacts=500,
+    diff_rows=20_000, diff_timeout_s=300.0,
 )

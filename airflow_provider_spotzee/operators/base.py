@@ -30,6 +30,10 @@ from typing import Any, ClassVar, Literal
 
 from airflow.providers.common.compat.sdk import BaseOperator, XComArg, conf
 
+# Keep checkpoints until their DAG run is deleted: a clear months later must not resend. (airflow.sdk
+# re-exports it, but its type stub does not list it.)
+from airflow.sdk.execution_time.context import NEVER_EXPIRE
+
 from airflow_provider_spotzee.api_facts import MAX_BATCH_SIZE
 from airflow_provider_spotzee.batching import check_batch_size, namespace_for
 from airflow_provider_spotzee.exceptions import SpotzeeConfigError, SpotzeeSyncFailed, SpotzeeSyncRejected
@@ -45,11 +49,6 @@ from airflow_provider_spotzee.sync.failures import FailureSpill
 from airflow_provider_spotzee.sync.failures import read_failure_payloads as _read_payloads
 from airflow_provider_spotzee.sync.progress import COUNT_FIELDS, Progress
 from airflow_provider_spotzee.sync.summary import dominant_cause, summarise
-
-try:  # keep checkpoints until their DAG run is deleted: a clear months later must not resend
-    from airflow.sdk import NEVER_EXPIRE
-except ImportError:  # pragma: no cover - Airflow < 3.3 has no state store anyway
-    NEVER_EXPIRE = None
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +85,10 @@ def map_index(context: Mapping[str, Any]) -> int:
 
 
 def open_path(path: str) -> Any:
-    """A local ``Path``, or an ``ObjectStoragePath`` for a URL (``s3://…``, ``file://…``)."""
+    """A local ``Path`` (a plain path or a ``file://`` URL: appended to as failures happen, so a killed try
+    leaves them), or an ``ObjectStoragePath`` for any other URL (``s3://…``: written when the try ends)."""
+    if path.startswith("file://"):
+        return Path(path.removeprefix("file://"))
     if "://" in path:
         from airflow.providers.common.compat.sdk import ObjectStoragePath
 

@@ -231,8 +231,10 @@ class Differ:
         for cursor, row in page:
             yield cursor, row, known.get(row_key(cursor[-1]))
 
-    def decide(self, index: int, key: Any, payload: Any, known: Known | None) -> bool:
-        """Whether to send this record; remembers it so its outcome can be written at its commit point."""
+    def decide(self, index: int, key: Any, payload: Any, known: Known | None) -> Any:
+        """What to send for this record: ``None`` when it is unchanged, else the record to send (validated
+        and serialised once, here, to hash its bytes). Remembers it so its outcome can be written at its
+        commit point."""
         item = prepare(self.endpoint, index, payload)
         digest = payload_hash(item.body) if isinstance(item, Prepared) else None
         old = known.payload_hash if known is not None else None
@@ -244,11 +246,11 @@ class Differ:
             self.counts.retried += 1
         elif digest is not None and digest == old:
             self.counts.unchanged += 1
-            return False
+            return None
         else:
             self.counts.changed += 1
         self._pending.append((index, row_key(key), digest, old))
-        return True
+        return item if isinstance(item, Prepared) else payload  # an invalid one: the send path reports it
 
     def unmappable(self, index: int, key: Any, known: Known | None) -> None:
         """A row the mapping could not turn into a payload: sent on as an invalid record, its outcome kept."""

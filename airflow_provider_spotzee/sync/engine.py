@@ -70,10 +70,12 @@ class SyncJob:
                     differ.unmappable(index, cursor[-1], known)
                 yield Invalid(PARAMETER_INVALID_FORMAT, f"mapping failed on this row: {type(exc).__name__}")
                 continue
-            if differ is not None and not differ.decide(index, cursor[-1], payload, known):
-                progress.unchanged(index)
-                yield UNCHANGED
-                continue
+            if differ is not None:
+                payload = differ.decide(index, cursor[-1], payload, known)
+                if payload is None:
+                    progress.unchanged(index)
+                    yield UNCHANGED
+                    continue
             if progress.keep_ids:
                 progress.identity(index, payload.get("external_id") if isinstance(payload, Mapping)
                                   else getattr(payload, "external_id", None))

@@ -35,9 +35,9 @@ def main() -> int:
 
     from airflow.dag_processing.dagbag import DagBag
 
-    logical = dt.datetime.fromisoformat(args.logical_date).replace(tzinfo=dt.timezone.utc)
+    logical = dt.datetime.fromisoformat(args.logical_date).replace(tzinfo=dt.UTC)
     run_after = (
-        dt.datetime.fromisoformat(args.run_after).replace(tzinfo=dt.timezone.utc)
+        dt.datetime.fromisoformat(args.run_after).replace(tzinfo=dt.UTC)
         if args.run_after
         else logical
     )

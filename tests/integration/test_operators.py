@@ -19,7 +19,7 @@ from airflow_provider_spotzee.operators.base import CHECKPOINT_KEY, partitions
 from airflow_provider_spotzee.operators.events import TrackEventsOperator
 from airflow_provider_spotzee.operators.users import UpsertUsersOperator
 
-DAY = dt.datetime(2026, 11, 24, tzinfo=dt.timezone.utc)
+DAY = dt.datetime(2026, 11, 24, tzinfo=dt.UTC)
 
 
 class MemoryStore(dict):

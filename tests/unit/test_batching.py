@@ -52,8 +52,8 @@ def test_keys_are_deterministic_and_depend_on_every_part():
 
 def test_namespace_is_stable_across_retries_and_differs_by_interval():
     start, end = (
-        dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
-        dt.datetime(2026, 1, 2, tzinfo=dt.timezone.utc),
+        dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+        dt.datetime(2026, 1, 2, tzinfo=dt.UTC),
     )
     a = namespace_for("dag", "task", start, end, -1)
     assert a == namespace_for("dag", "task", start, end, -1)
