@@ -535,19 +535,7 @@ def celery(sizes: Any, log: Log) -> Any:
             d["requests"], "requests seen by the emulator", ratio=d["throttled"] / max(d["requests"], 1),
             target="≤ 2 %", met=d["throttled"] <= 0.02 * d["requests"]),
     ]
-    _plot_and_publish(d)
     return out
-
-
-def _plot_and_publish(details: dict[str, Any]) -> None:
-    """The plot; ``--publish`` (the benchmark CLI's flag) also copies it to ``docs/``."""
-    from benchmarks.common import RESULTS_DIR, machine_info
-
-    png = celery_plot(details, machine_info(calibrate=False), RESULTS_DIR / "celery.png")
-    print(f"wrote {png}", flush=True)
-    if "--publish" in sys.argv[1:]:
-        shutil.copyfile(png, ROOT / "docs" / "performance-celery.png")
-        print(f"copied to {ROOT / 'docs' / 'performance-celery.png'}", flush=True)
 
 
 def celery_plot(details: dict[str, Any], machine: dict[str, Any], path: Path) -> Path:

@@ -17,6 +17,7 @@ import time
 import traceback
 from typing import Any
 
+from benchmarks.celery import celery_plot
 from benchmarks.common import (
     RESULTS_DIR,
     ROOT,
@@ -174,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     (RESULTS_DIR / "latest.md").write_text(markdown(rows) + "\n")
     print(f"wrote {RESULTS_DIR / 'latest.json'} and latest.md")
     plots = {"throughput": (throughput_plot, "throughput.png", "performance-throughput.png"),
-             "scaleout": (scaleout_plot, "scaleout.png", "performance-scaleout.png")}
+             "scaleout": (scaleout_plot, "scaleout.png", "performance-scaleout.png"),
+             "celery": (celery_plot, "celery.png", "performance-celery.png")}
     for scenario, (plot, name, published) in plots.items():
         if scenario not in details:
             continue

@@ -32,12 +32,7 @@ IS_DAG = re.compile(r"\bDAG\(|@dag\b")
 
 #: Blocks in pages this test's author does not own that do not run as pasted, by page and first code
 #: line. Each is a strict xfail: once its page is fixed the test fails until the entry is removed.
-KNOWN_BROKEN = {
-    ("docs/emulator.md", "run_emulator(config: EmulatorConfig | None = None, *, mode: \"thread\" | \"process\" = \"thread\","):
-        "a signature listing, not Python (SyntaxError); mark it <!-- snippet: fragment --> or use a ```text block",
-    ("docs/architecture.md", 'USERS_BATCH = Endpoint("users_batch", "POST", "/users/batch", UserUpsert, per_item_results=True,'):
-        "Endpoint and UserUpsert are not imported (NameError)",
-}
+KNOWN_BROKEN: dict[tuple[str, str], str] = {}
 
 RUNNER = """
 import runpy

@@ -7,10 +7,9 @@ The example DAG ``spotzee_crm_sync_partitioned`` with what a distributed run nee
   ``end_date``): the harness triggers ``logical_date=2026-11-25`` (data interval 2026-11-24 to 11-25, the
   day ``seed_crm`` fills), whatever today's date is;
 - **the failure file on storage every worker reaches**: ``[spotzee] failures_base``
-  (``AIRFLOW__SPOTZEE__FAILURES_BASE``, a directory both workers see), laid out as
-  ``<base>/<dag_id>/<run_id>/<task_id>.<map_index>.jsonl``, given explicitly as ``failures_path`` (the
-  operator's own support for ``failures_base`` makes it the default layout). A retry on the other worker
-  then reads what the killed try wrote;
+  (``AIRFLOW__SPOTZEE__FAILURES_BASE``, a directory both workers see, set by the harness), which makes the
+  operator's default failure file ``<base>/<dag_id>/<run_id>/<task_id>.<map_index>.jsonl``. A retry on the
+  other worker then reads what the killed try wrote;
 - short retry delays, so a killed worker's partitions are retried within seconds.
 """
 
@@ -26,14 +25,6 @@ from airflow_provider_spotzee.operators.base import partitions
 from airflow_provider_spotzee.operators.users import UpsertUsersOperator
 
 PARTITIONS = int(os.environ.get("SPOTZEE_DEPLOY_PARTITIONS", "8"))
-#: ``[spotzee] failures_base`` as the process running the task sees it (the DAG file is parsed again on the
-#: worker that runs the task); ``None``: the operator's default place.
-FAILURES_BASE = os.environ.get("AIRFLOW__SPOTZEE__FAILURES_BASE")
-FAILURES = (
-    f"{FAILURES_BASE.rstrip('/')}/{{{{ dag.dag_id }}}}/"
-    "{{ run_id | replace('/', '_') | replace(':', '_') }}/{{ task.task_id }}.{{ ti.map_index }}.jsonl"
-    if FAILURES_BASE else None
-)
 
 with DAG(
     dag_id="spotzee_crm_sync_celery",
@@ -53,5 +44,4 @@ with DAG(
         key_column="pk",
         mapping={**CRM_GUIDE_MAPPING, "plan": "data.plan"},
         max_failure_ratio=0.05,
-        failures_path=FAILURES,
     ).expand(partition=partitions(PARTITIONS))
