@@ -31,6 +31,7 @@ from airflow_provider_spotzee.batching import (
     idempotency_key,
 )
 from airflow_provider_spotzee.exceptions import SpotzeeError, SpotzeeRetriesExhausted
+from airflow_provider_spotzee.fastpath import event_fields, subscription_toggle_fields
 from airflow_provider_spotzee.models import (
     Contact,
     Event,
@@ -128,6 +129,8 @@ def _describe(error: ValidationError) -> tuple[str, str]:
 #: Plain-function validators for the common case, per payload model (see ``user_upsert_fields``).
 _FAST_PATHS: dict[type[BaseModel], Callable[[dict[str, Any]], dict[str, Any] | None]] = {
     UserUpsert: user_upsert_fields,
+    Event: event_fields,
+    SubscriptionToggle: subscription_toggle_fields,
 }
 
 

@@ -319,6 +319,10 @@ class Counters:
 class SpotzeeTransport:
     """Async HTTP access to one Spotzee project. Use as ``async with SpotzeeTransport(config) as t``."""
 
+    #: One single-connection httpx client per request in flight (False: one client and httpcore's pool of
+    #: ``max_in_flight + 4`` connections, kept for the benchmarks' same-run comparison).
+    client_per_slot = True
+
     def __init__(self, config: ClientConfig, *, counters: Counters | None = None,
                  rng: random.Random | None = None) -> None:
         self.config = config
@@ -342,15 +346,14 @@ class SpotzeeTransport:
         }
         if config.api_version:
             headers["Spotzee-Version"] = config.api_version
-        self._client = httpx.AsyncClient(
-            base_url=config.base_url,
-            headers=headers,
-            timeout=httpx.Timeout(config.timeout, connect=min(10.0, config.timeout)),
-            limits=httpx.Limits(max_connections=config.max_in_flight + 4,
-                                max_keepalive_connections=config.max_in_flight + 4),
-            follow_redirects=False,
-            trust_env=True,  # HTTPS_PROXY / NO_PROXY / SSL_CERT_FILE, as users of httpx expect
-        )
+        self._headers = headers
+        # One httpx client per request in flight, each holding one connection (see :meth:`_slot`): httpcore's
+        # pool walks every connection of the pool (a poll() and a getpeername() each) twice per request,
+        # which with 20 connections cost more CPU than validating the request's 100 items.
+        self._slots = asyncio.Semaphore(config.max_in_flight + 4)
+        self._free: list[httpx.AsyncClient] = []
+        self._clients: list[httpx.AsyncClient] = []
+        self._tls: ssl.SSLContext | None = None
 
     async def __aenter__(self) -> Self:
         return self
@@ -359,7 +362,43 @@ class SpotzeeTransport:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        clients, self._clients, self._free = self._clients, [], []
+        for client in clients:
+            await client.aclose()
+
+    def _new_client(self) -> httpx.AsyncClient:
+        """An httpx client with a single keep-alive connection. They share one TLS context (building one
+        loads the CA bundle: ~50 ms), made as httpx makes it (``SSL_CERT_FILE``/``SSL_CERT_DIR`` honoured)."""
+        config = self.config
+        pool = 1 if self.client_per_slot else config.max_in_flight + 4
+        if self._tls is None:  # (httpx builds one even for http://, for proxies and redirects)
+            self._tls = httpx.create_ssl_context(trust_env=True)
+        client = httpx.AsyncClient(
+            base_url=config.base_url,
+            headers=self._headers,
+            timeout=httpx.Timeout(config.timeout, connect=min(10.0, config.timeout)),
+            limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
+            follow_redirects=False,
+            verify=self._tls,
+            trust_env=True,  # HTTPS_PROXY / NO_PROXY / SSL_CERT_FILE, as users of httpx expect
+        )
+        self._clients.append(client)
+        return client
+
+    async def _send(self, method: str, path: str, body: bytes | None, headers: dict[str, str] | None,
+                    params: dict[str, Any] | None) -> httpx.Response:
+        """One HTTP exchange on a free client (a new one while fewer than ``max_in_flight + 4`` exist; the
+        most recently used first, so its connection is warm)."""
+        if not self.client_per_slot:  # one client, httpcore's pool (the old way; benchmarks compare)
+            client = self._clients[0] if self._clients else self._new_client()
+            return await client.request(method, path, content=body, headers=headers, params=params)
+        async with self._slots:
+            client = self._free.pop() if self._free else self._new_client()
+            try:
+                return await client.request(method, path, content=body, headers=headers, params=params)
+            finally:
+                if client in self._clients:  # (not closed meanwhile by aclose)
+                    self._free.append(client)
 
     # ----------------------------------------------------------------------------------------- request
 
@@ -399,7 +438,7 @@ class SpotzeeTransport:
         self.counters.requests += 1
         quiet = _SENDING.set(True)
         try:
-            raw = await self._client.request(method, path, content=body, headers=headers, params=params)
+            raw = await self._send(method, path, body, headers, params)
         except httpx.TransportError:
             pacer.answered()
             raise

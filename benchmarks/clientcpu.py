@@ -1,0 +1,209 @@
+"""Issue 19: the client's CPU per item in a real send, per endpoint, against what validating and serialising
+alone cost in the same run; the event loop's longest stalls during a Professional send; Professional
+items/s of one ``hook.upsert_users`` against the 50k ceiling and the emulator alone.
+
+Every figure is process CPU time of this (the client's) process: the emulator runs in its own process, so
+its speed does not count. Records are built before the clock starts (their generation is not the client's
+work). ``python -m benchmarks --only clientcpu``; ``python -m benchmarks.clientcpu`` runs it alone and
+prints the rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import statistics
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from airflow_provider_spotzee.batching import canonical_body, idempotency_key
+from airflow_provider_spotzee.send import (
+    EVENTS,
+    SUBSCRIPTIONS_BATCH,
+    USERS_BATCH,
+    Endpoint,
+    Prepared,
+    prepare,
+)
+from benchmarks.common import (
+    ITEMS_PER_REQUEST,
+    Log,
+    Row,
+    ScenarioResult,
+    emulator,
+    expect_items,
+    fresh_range,
+    user,
+)
+from benchmarks.hookrun import run_raw_capacity
+from benchmarks.sizes import Sizes
+
+LATENCY_MS = 50.0
+TARGET_US = 12.0
+
+
+def event(i: int) -> dict[str, Any]:
+    """One realistic event of contact ``crm-{i}``."""
+    return {"external_id": f"crm-{i:09d}", "name": ("order_placed", "page_viewed", "cart_abandoned")[i % 3],
+            "created_at": f"2026-11-25T10:{i // 60 % 60:02d}:{i % 60:02d}.000Z",
+            "data": {"order_id": f"ord-{i}", "total": round(i * 1.37 % 1000, 2), "items": i % 7, "gift": i % 5 == 0}}
+
+
+def toggle(i: int) -> dict[str, Any]:
+    """One subscription toggle of contact ``crm-{i}`` (which must exist in the emulator)."""
+    return {"external_id": f"crm-{i:09d}", "subscription_id": 1 + i % 3, "state": i % 3}
+
+
+def _pipeline(endpoint: Endpoint, records: list[dict[str, Any]], start: int) -> int:
+    """validate + serialise (``prepare``), body and key per 100 records, as the send path does."""
+    pending: list[bytes] = []
+    done = 0
+    for index, record in enumerate(records, start):
+        item = prepare(endpoint, index, record)
+        if isinstance(item, Prepared):
+            pending.append(item.body)
+        if len(pending) == ITEMS_PER_REQUEST or index == start + len(records) - 1:
+            idempotency_key(f"bench@{index}", endpoint.method, endpoint.path, canonical_body(pending))
+            done += len(pending)
+            pending = []
+    return done
+
+
+def _dumps(records: list[dict[str, Any]]) -> None:
+    for s in range(0, len(records), ITEMS_PER_REQUEST):
+        json.dumps(records[s:s + ITEMS_PER_REQUEST]).encode()
+
+
+def _cpu(fn: Callable[[], Any]) -> tuple[float, Any]:
+    c = time.process_time()
+    out = fn()
+    return time.process_time() - c, out
+
+
+async def _with_stall_monitor(coro: Any, stalls: list[float]) -> Any:
+    """Run ``coro`` while a 1 ms ticker records how late each tick wakes (= the loop held by the client)."""
+    stop = False
+
+    async def ticker() -> None:
+        while not stop:
+            t = time.perf_counter()
+            await asyncio.sleep(0.001)
+            stalls.append(time.perf_counter() - t - 0.001)
+
+    task = asyncio.create_task(ticker())
+    try:
+        return await coro
+    finally:
+        stop = True
+        await task
+
+
+def _send(endpoint: Endpoint, records: list[dict[str, Any]], namespace: str, *, monitor: bool,
+          transport: str | None = None) -> tuple[float, Any, list[float]]:
+    """One send through the hook, on this thread's own loop. Returns (CPU s, result, stalls)."""
+    from airflow_provider_spotzee.hooks.spotzee import SpotzeeHook
+
+    hook = SpotzeeHook()
+    config = hook.config
+    if transport is not None:
+        import dataclasses
+        config = dataclasses.replace(config, transport=transport)  # type: ignore[call-arg]
+    stalls: list[float] = []
+    gc.collect()
+    coro = hook.asend(endpoint, records, idempotency_namespace=namespace, config=config)
+    cpu, result = _cpu(lambda: asyncio.run(_with_stall_monitor(coro, stalls) if monitor else coro))
+    expect_items(f"clientcpu {endpoint.name}: items accepted", result.succeeded, len(records))
+    return cpu, result, stalls
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def clientcpu(sizes: Sizes, log: Log, transport: str | None = None) -> ScenarioResult:
+    out = ScenarioResult()
+    n = max(5_000, min(sizes.netprofile_users, 50_000))
+    gc.collect()
+    gc.freeze()  # as the operator does for its send: Airflow's import-time heap out of the collector
+    details: dict[str, Any] = {"items": n, "transport": transport or "httpx"}
+    with emulator("professional", latency_ms=LATENCY_MS) as emu:
+        first = fresh_range(n)
+        plans: list[tuple[Endpoint, Callable[[int], dict[str, Any]]]] = [
+            (USERS_BATCH, user), (EVENTS, event), (SUBSCRIPTIONS_BATCH, toggle)]
+        for endpoint, make in plans:
+            records = [make(i) for i in range(first, first + n)]
+            alone_start = fresh_range(n)
+            alone_records = [make(i) for i in range(alone_start, alone_start + n)]
+            prep, done = _cpu(partial(_pipeline, endpoint, alone_records, alone_start))
+            expect_items(f"clientcpu {endpoint.name}: prepared", done, n)
+            dumps, _ = _cpu(partial(_dumps, alone_records))
+            log(f"{endpoint.name}: {n:,} items through hook.asend (Professional, {LATENCY_MS:.0f} ms)")
+            sent_cpu, result, _ = _send(endpoint, records, f"bench-cpu-{endpoint.name}", monitor=False,
+                                        transport=transport)
+            row = {"send_us_per_item": round(sent_cpu / n * 1e6, 2), "prepare_us_per_item": round(prep / n * 1e6, 2),
+                   "json_dumps_us_per_item": round(dumps / n * 1e6, 2),
+                   "items_per_s": round(n / result.elapsed_seconds, 1), "requests": result.requests,
+                   "retries": result.retries, "throttled": result.throttled}
+            details[endpoint.name] = row
+            out.rows.append(Row("19", f"client CPU per item in a real send: {endpoint.name}", row["send_us_per_item"],
+                                "µs/item", row["prepare_us_per_item"], "validate + serialise + key alone",
+                                target=f"≤ {TARGET_US:g} µs" + (" and ≤ 1.5 ×" if endpoint is USERS_BATCH else ""),
+                                met=row["send_us_per_item"] <= TARGET_US
+                                and (endpoint is not USERS_BATCH or row["send_us_per_item"] <= 1.5 * row["prepare_us_per_item"]),
+                                note=f"{n:,} unique items, {row['items_per_s']:,.0f} items/s"))
+            out.rows.append(Row("19", f"validate + serialise + key alone: {endpoint.name}", row["prepare_us_per_item"],
+                                "µs/item", row["json_dumps_us_per_item"], "json.dumps of the same records",
+                                target="≤ 3 × json.dumps", met=row["prepare_us_per_item"] <= 3 * row["json_dumps_us_per_item"]))
+        log("loop stalls during a users send (1 ms ticker)")
+        start = fresh_range(n)
+        _, result, stalls = _send(USERS_BATCH, [user(i) for i in range(start, start + n)], "bench-cpu-stalls",
+                                  monitor=True, transport=transport)
+        details["stalls_ms"] = {"ticks": len(stalls), "p50": round(_pct(stalls, 0.5) * 1e3, 2),
+                                "p99": round(_pct(stalls, 0.99) * 1e3, 2), "max": round(max(stalls, default=0) * 1e3, 2)}
+        out.rows.append(Row("19", "longest event-loop stall in a Professional users send: p99", details["stalls_ms"]["p99"],
+                            "ms", details["stalls_ms"]["max"], "max", target="(report)",
+                            note=f"{len(stalls):,} ticks of a 1 ms ticker"))
+    with emulator("professional", latency_ms=LATENCY_MS, rate_limits=False) as emu:
+        log("the emulator alone (bare httpx client, no limits)")
+        raw = run_raw_capacity(emu, n, deadline_s=sizes.phase_deadline_s)
+    users_rate = details[USERS_BATCH.name]["items_per_s"]
+    details["emulator_alone_items_per_s"] = raw["items_per_s_overall"]
+    out.rows.append(Row("19", "Professional, one hook.upsert_users (items/s)", users_rate, "items/s",
+                        raw["items_per_s_overall"], "the emulator alone", target="(report; ceiling 50,000/s)",
+                        note=f"{users_rate / 50_000:.3f} × the 50k ceiling"))
+    out.details = details
+    return out
+
+
+def _median_rows(runs: list[ScenarioResult]) -> list[tuple[str, float | None, float | None]]:
+    names = [r.name for r in runs[0].rows]
+    return [(name, statistics.median(r.figure for run in runs for r in run.rows if r.name == name and r.figure is not None),
+             statistics.median(r.baseline for run in runs for r in run.rows if r.name == name and r.baseline is not None))
+            for name in names]
+
+
+if __name__ == "__main__":
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--transport", default=None)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    from benchmarks.common import stop_shared_emulator
+    from benchmarks.sizes import FULL, QUICK
+
+    try:
+        res = clientcpu(QUICK if args.quick else FULL, lambda m: print(m, file=sys.stderr),
+                        transport=args.transport)
+    finally:
+        stop_shared_emulator()
+    for r in res.rows:
+        print(f"{r.name:75s} {r.figure!s:>10} {r.unit:8s} baseline {r.baseline!s:>10}  met={r.met}")
+    print(json.dumps(res.details, indent=1))
