@@ -65,6 +65,13 @@ class Known(NamedTuple):
     sync_run: str
 
 
+class Found(NamedTuple):
+    """A source row's key as the snapshot stores it, and the snapshot's row for it (``None``: a new key)."""
+
+    key: str
+    known: Known | None
+
+
 def run_tag(namespace: str) -> str:
     """The snapshot's short name for a run (its idempotency namespace): which run wrote a row."""
     return hashlib.blake2b(namespace.encode(), digest_size=8).hexdigest()
@@ -211,9 +218,10 @@ class Differ:
 
     # --------------------------------------------------------------------------------- classification
 
-    def annotate(self, rows: Iterable[tuple[Any, Any]]) -> Iterator[tuple[Any, Any, Known | None]]:
-        """``(cursor, row)`` pairs with what the snapshot knows of each row's key, looked up a page at a time.
-        The key is the cursor's last value (diff sources are read in key order)."""
+    def annotate(self, rows: Iterable[tuple[Any, Any]]) -> Iterator[tuple[Any, Any, Found]]:
+        """``(cursor, row)`` pairs with the row's key (as the snapshot stores it) and what the snapshot knows
+        of it, looked up a page at a time. The key is the cursor's last value (diff sources are read in key
+        order)."""
         page: list[tuple[Any, Any]] = []
         for pair in rows:
             page.append(pair)
@@ -223,18 +231,20 @@ class Differ:
         if page:
             yield from self._annotated(page)
 
-    def _annotated(self, page: list[tuple[Any, Any]]) -> Iterator[tuple[Any, Any, Known | None]]:
+    def _annotated(self, page: list[tuple[Any, Any]]) -> Iterator[tuple[Any, Any, Found]]:
         if self.key_is_int is None:
             self.key_is_int = isinstance(page[0][0][-1], int)
-        known = {} if self.full_resync else self.store.lookup([row_key(cursor[-1]) for cursor, _ in page])
+        keys = [row_key(cursor[-1]) for cursor, _ in page]
+        known = {} if self.full_resync else self.store.lookup(keys)
         self._matched += len(known)
-        for cursor, row in page:
-            yield cursor, row, known.get(row_key(cursor[-1]))
+        for (cursor, row), key in zip(page, keys):
+            yield cursor, row, Found(key, known.get(key))
 
-    def decide(self, index: int, key: Any, payload: Any, known: Known | None) -> Any:
+    def decide(self, index: int, found: Found, payload: Any) -> Any:
         """What to send for this record: ``None`` when it is unchanged, else the record to send (validated
         and serialised once, here, to hash its bytes). Remembers it so its outcome can be written at its
         commit point."""
+        key, known = found
         item = prepare(self.endpoint, index, payload)
         digest = payload_hash(item.body) if isinstance(item, Prepared) else None
         old = known.payload_hash if known is not None else None
@@ -249,14 +259,15 @@ class Differ:
             return None
         else:
             self.counts.changed += 1
-        self._pending.append((index, row_key(key), digest, old))
+        self._pending.append((index, key, digest, old))
         return item if isinstance(item, Prepared) else payload  # an invalid one: the send path reports it
 
-    def unmappable(self, index: int, key: Any, known: Known | None) -> None:
+    def unmappable(self, index: int, found: Found) -> None:
         """A row the mapping could not turn into a payload: sent on as an invalid record, its outcome kept."""
+        key, known = found
         self.counts.new += known is None
         self.counts.retried += known is not None
-        self._pending.append((index, row_key(key), None, known.payload_hash if known is not None else None))
+        self._pending.append((index, key, None, known.payload_hash if known is not None else None))
 
     # ------------------------------------------------------------------------------------ outcomes
 

@@ -67,11 +67,11 @@ class SyncJob:
                 payload = mapper(row) if isinstance(row, Mapping) else row
             except Exception as exc:  # noqa: BLE001 - a user mapping callable failed on this row: report it, go on
                 if differ is not None:
-                    differ.unmappable(index, cursor[-1], known)
+                    differ.unmappable(index, known)
                 yield Invalid(PARAMETER_INVALID_FORMAT, f"mapping failed on this row: {type(exc).__name__}")
                 continue
             if differ is not None:
-                payload = differ.decide(index, cursor[-1], payload, known)
+                payload = differ.decide(index, known, payload)
                 if payload is None:
                     progress.unchanged(index)
                     yield UNCHANGED

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import bisect
 from array import array
+from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,11 +36,13 @@ class Progress:
         self.keep_ids = keep_ids
         self.cursor: Any = None  # the cursor of the last committed record
         self.identities: list[tuple[int, Any]] = []  # (index, external_id), at most keep_ids
-        self._cursors: dict[int, Any] = {}
+        # (index, cursor) of records read and not committed yet, in index order: commits pop from the left,
+        # so a commit costs what it releases, however many unchanged rows a diff reads between batches
+        self._cursors: deque[tuple[int, Any]] = deque()
         self._unchanged: array[int] = array("q")  # ascending
 
     def read(self, index: int, cursor: Any) -> None:
-        self._cursors[index] = cursor
+        self._cursors.append((index, cursor))
 
     def unchanged(self, index: int) -> None:
         self._unchanged.append(index)
@@ -51,17 +54,21 @@ class Progress:
     def source_key(self, index: int) -> Any:
         """The key of a SQL row that is not committed yet (the last value of its cursor); ``None`` for
         records given in memory, whose cursor is their position."""
-        cursor = self._cursors.get(index)
+        cursors = self._cursors
+        if not cursors:
+            return None
+        position = index - cursors[0][0]  # indexes are consecutive from the oldest uncommitted one
+        cursor = cursors[position][1] if 0 <= position < len(cursors) else None
         return cursor[-1] if isinstance(cursor, tuple) else None
 
     def commit(self, index: int) -> Any:
         """Every record ≤ ``index`` is final: forget their cursors; return the cursor to resume after."""
-        cursor = self._cursors.get(index, self.cursor)
-        for done in [i for i in self._cursors if i <= index]:
-            del self._cursors[done]
+        cursors, cursor = self._cursors, None
+        while cursors and cursors[0][0] <= index:
+            cursor = cursors.popleft()[1]
         if cursor is not None:
             self.cursor = cursor
-        return cursor
+        return self.cursor
 
     def counts_upto(self, index: int) -> dict[str, int]:
         """Cumulative bucket counts (earlier tries included) for every record with index ≤ ``index``."""
