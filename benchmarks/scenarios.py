@@ -654,3 +654,7 @@ SCENARIOS = {
     "celery": celery,
     "diff": diff,
 }
+
+from benchmarks.clientcpu import clientcpu  # issue 19's scenario, in its own module
+
+SCENARIOS["clientcpu"] = clientcpu
