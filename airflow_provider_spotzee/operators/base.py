@@ -17,6 +17,7 @@ maps, de-duplicates, diffs, sends, commits and counts; this module gives it what
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
 import json
 import logging
@@ -28,7 +29,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from airflow.providers.common.compat.sdk import BaseOperator, XComArg, conf
+from airflow.providers.common.compat.sdk import Asset, AssetAlias, BaseOperator, XComArg, conf
 
 # Keep checkpoints until their DAG run is deleted: a clear months later must not resend. (airflow.sdk
 # re-exports it, but its type stub does not list it.)
@@ -38,6 +39,7 @@ from airflow_provider_spotzee.api_facts import MAX_BATCH_SIZE
 from airflow_provider_spotzee.batching import check_batch_size, namespace_for
 from airflow_provider_spotzee.exceptions import SpotzeeConfigError, SpotzeeSyncFailed, SpotzeeSyncRejected
 from airflow_provider_spotzee.hooks.spotzee import SpotzeeHook
+from airflow_provider_spotzee.lineage import asset_alias_name, openlineage_facets, spotzee_asset_uri
 from airflow_provider_spotzee.mapping import build_mapper, check_targets
 from airflow_provider_spotzee.send import Endpoint
 from airflow_provider_spotzee.sources import Partition, SqlSource, json_cursor, sql_hook
@@ -45,8 +47,9 @@ from airflow_provider_spotzee.sync.checkpoint import CHECKPOINT_KEY, Checkpointe
 from airflow_provider_spotzee.sync.dedupe import Dedupe
 from airflow_provider_spotzee.sync.diff import DEFAULT_SNAPSHOT_TABLE, Differ, SnapshotStore, run_tag
 from airflow_provider_spotzee.sync.engine import Removal, SyncJob
-from airflow_provider_spotzee.sync.failures import FailureSpill
+from airflow_provider_spotzee.sync.failures import FailureSpill, failure_lines
 from airflow_provider_spotzee.sync.failures import read_failure_payloads as _read_payloads
+from airflow_provider_spotzee.sync.history import SyncHistory, check_prefix
 from airflow_provider_spotzee.sync.progress import COUNT_FIELDS, Progress
 from airflow_provider_spotzee.sync.summary import dominant_cause, summarise
 
@@ -161,6 +164,9 @@ class SpotzeeSyncOperator(BaseOperator):
         idempotency_namespace: str | None = None,
         checkpoint_every_seconds: float = 1.0,
         sent_ids_in_xcom: int = 0,
+        sync_log_conn_id: str | None = None,
+        sync_log_prefix: str = "spotzee_",
+        emit_asset_events: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -216,10 +222,34 @@ class SpotzeeSyncOperator(BaseOperator):
         self.idempotency_namespace = idempotency_namespace
         self.checkpoint_every_seconds = checkpoint_every_seconds
         self.sent_ids_in_xcom = sent_ids_in_xcom
+        self.sync_log_conn_id = sync_log_conn_id
+        self.sync_log_prefix = check_prefix(sync_log_prefix)
+        self.emit_asset_events = emit_asset_events
+        if emit_asset_events:  # the host is in the connection: an alias now, the Asset itself at run time
+            self.outlets = [*(self.outlets or []), AssetAlias(asset_alias_name(spotzee_conn_id, self.endpoint.name))]
 
     # ------------------------------------------------------------------------------------------ execute
 
     def execute(self, context: Any) -> dict[str, Any]:
+        started_at = dt.datetime.now(dt.UTC)
+        try:
+            summary, verdict = self._sync(context)
+        except BaseException as exc:
+            self._error = exc
+            self._record_history(context, None, type(exc).__name__, started_at)
+            raise
+        state = "success" if verdict is None else type(verdict).__name__
+        summary["history"] = self._record_history(context, summary, state, started_at)
+        self.log.info("Spotzee %s summary: %s", self.endpoint.name, json.dumps(summary, sort_keys=True))
+        self._summary = summary
+        if verdict is not None:
+            self._error = verdict
+            raise verdict
+        self._emit_asset_event(context, summary)
+        return summary
+
+    def _sync(self, context: Any) -> tuple[dict[str, Any], BaseException | None]:
+        """One try: the summary, and the exception that fails the task (``None``: it succeeds)."""
         started = time.monotonic()
         namespace = self._namespace(context)
         checkpoints = Checkpointer(context.get("task_state_store"), namespace, self.checkpoint_every_seconds,
@@ -251,11 +281,9 @@ class SpotzeeSyncOperator(BaseOperator):
                             resumed_from=resume.start_index if resume else None,
                             diff=job.differ.counts.as_dict() if job.differ else None)
         self._push(context, failures, progress, removal)
-        self.log.info("Spotzee %s summary: %s", self.endpoint.name, json.dumps(summary, sort_keys=True))
         if summary["extracted"] == 0 and source is not None:
             self._say_empty(source, window)
-        self._enforce_thresholds(summary, spill, records=result.submitted)
-        return summary
+        return summary, self._verdict(summary, spill, records=result.submitted)
 
     def _send(self, *args: Any, **kwargs: Any) -> Any:
         return self.hook.send(*args, **kwargs)
@@ -447,31 +475,98 @@ class SpotzeeSyncOperator(BaseOperator):
         else:
             self.log.warning("Read 0 rows: %s is empty (window %s)", source.describe(), shown)
 
-    def _enforce_thresholds(self, summary: dict[str, Any], spill: FailureSpill, *, records: int) -> None:
-        """Dead letters fail the task so a retry sends them; what a retry cannot change fails without one.
-        ``records``: this try's records."""
+    def _verdict(self, summary: dict[str, Any], spill: FailureSpill, *, records: int) -> BaseException | None:
+        """The exception that fails the task, if any. Dead letters fail it so that a retry sends them; what a
+        retry cannot change fails without one. ``records``: this try's records."""
         if self.preview:
-            return
+            return None
         if summary["dead_lettered"]:
-            raise SpotzeeSyncFailed(
+            return SpotzeeSyncFailed(
                 f"{summary['dead_lettered']} records were dead-lettered (Spotzee kept failing); they are in "
                 f"{summary['failures_path']}. A retry of this task resends them (committed batches are skipped).")
         cause = dominant_cause(spill, records)
         if cause is not None:
             (stage, code, message), count = cause
-            raise SpotzeeSyncRejected(
+            return SpotzeeSyncRejected(
                 f"{count} of the records failed for one cause ({stage}, {code}: {message}); this looks like a "
                 f"mistake in the DAG (the mapping, the source or the connection), not bad data. See XCom "
                 f"'failures' and {summary['failures_path']}")
         if self.max_failure_ratio is None:
-            return
+            return None
         failed = summary["invalid"] + summary["rejected"]
         ratio = failed / summary["extracted"] if summary["extracted"] else 0.0
         if ratio > self.max_failure_ratio:
-            raise SpotzeeSyncRejected(
+            return SpotzeeSyncRejected(
                 f"{failed} of {summary['extracted']} records failed ({ratio:.1%} > max_failure_ratio "
                 f"{self.max_failure_ratio:.1%}); see XCom 'failures' and {summary['failures_path']}. Not retried: "
                 "a retry would send the same records with the same result.")
+        return None
+
+    # --------------------------------------------------------------------------- history, assets, lineage
+
+    def _record_history(self, context: Mapping[str, Any], summary: Mapping[str, Any] | None, state: str,
+                        started_at: dt.datetime) -> str | None:
+        """Write this try to the sync history tables (``sync_log_conn_id``). Never fails the sync: a
+        failing write logs one warning and the summary says so. Returns what the summary records."""
+        if not self.sync_log_conn_id:
+            return None
+        ti = context.get("ti")
+        interval = (context.get("data_interval_start"), context.get("data_interval_end"))
+        counts = summary or {}
+        run = {
+            "dag_id": self.dag_id, "task_id": self.task_id, "run_id": str(context.get("run_id") or "adhoc"),
+            "map_index": map_index(context), "try_number": int(getattr(ti, "try_number", 1) or 1),
+            "endpoint": self.endpoint.name,
+            "data_interval_start": interval[0].isoformat() if interval[0] is not None else None,
+            "data_interval_end": interval[1].isoformat() if interval[1] is not None else None,
+            "started_at": started_at.isoformat(), "ended_at": dt.datetime.now(dt.UTC).isoformat(),
+            **{name: int(counts.get(name) or 0) for name in (*COUNT_FIELDS, "requests", "retries", "throttled")},
+            "removed": counts.get("removed"), "items_per_second": float(counts.get("items_per_second") or 0.0),
+            "state": state, "failures_path": counts.get("failures_path"),
+        }
+        try:
+            hook = sql_hook(self.sync_log_conn_id, "sync history")
+            conn = hook.get_conn()
+            try:
+                history = SyncHistory(conn, hook.placeholder, self.sync_log_prefix)
+                history.ensure()
+                history.record(run, _failure_lines(counts.get("failures_path")))
+            finally:
+                conn.close()
+        except Exception as exc:  # noqa: BLE001 - the history is a report: it never fails or repeats the sync
+            self.log.warning("The sync history was not written to %r (%s: %s); the sync itself is unaffected",
+                             self.sync_log_conn_id, type(exc).__name__, exc)
+            return f"not written: {type(exc).__name__}"
+        return "written"
+
+    def _emit_asset_event(self, context: Mapping[str, Any], summary: Mapping[str, Any]) -> None:
+        """An event on ``spotzee://<host>/<object>`` (through the alias declared at parse time), with the
+        counts as ``extra``, so DAGs scheduled on that Asset run after each successful sync."""
+        events = context.get("outlet_events")
+        if not self.emit_asset_events or self.preview or events is None:
+            return
+        uri = spotzee_asset_uri(self.hook.config.base_url, self.endpoint.name)
+        extra = {name: summary[name] for name in (*COUNT_FIELDS, "requests", "throttled") if name in summary}
+        if "removed" in summary:
+            extra["removed"] = summary["removed"]
+        events[AssetAlias(asset_alias_name(self.spotzee_conn_id, self.endpoint.name))].add(Asset(uri), extra=extra)
+
+    def _lineage(self, error: BaseException | None) -> Any:
+        try:
+            base_url = self.hook.config.base_url
+        except Exception:  # noqa: BLE001 - lineage is a report: a connection that cannot be read gives no output
+            base_url = None
+        return openlineage_facets(source_conn_id=self.conn_id, table=self.table, sql=self.sql, mapping=self.mapping,
+                                  endpoint_name=self.endpoint.name, base_url=base_url,
+                                  summary=getattr(self, "_summary", None), error=error)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage (when ``apache-airflow-providers-openlineage`` is installed): the SQL source in, the
+        Spotzee object out, rows sent, and which source column feeds which Spotzee field."""
+        return self._lineage(None)
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
+        return self._lineage(getattr(self, "_error", None))
 
 
 @contextmanager
@@ -489,6 +584,11 @@ def _frozen_heap() -> Iterator[None]:
         yield
     finally:
         gc.unfreeze()
+
+
+def _failure_lines(path: str | None) -> Iterator[dict[str, Any]]:
+    """Every failure of the run so far (the failure file holds each failed record once), without payloads."""
+    return failure_lines(open_path(path)) if path else iter(())
 
 
 def _ident_table(name: str) -> str:

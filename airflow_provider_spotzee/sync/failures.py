@@ -130,6 +130,21 @@ class FailureSpill:
         return first[: self.keep], any_failure
 
 
+def failure_lines(target: Any) -> Iterator[dict[str, Any]]:
+    """The failures in a failure file, without their payloads (a torn last line is skipped)."""
+    if not target.exists():
+        return
+    with target.open("r") as handle:
+        for line in handle:
+            try:
+                entry = json.loads(line) if line.strip() else None
+            except ValueError:
+                continue
+            if isinstance(entry, dict):
+                entry.pop("payload", None)
+                yield entry
+
+
 def read_failure_payloads(target: Any, stages: Sequence[str] = ("dead_lettered",)) -> list[dict[str, Any]]:
     """The payloads of a failure file's records in ``stages``, in file order, ready to send again."""
     payloads: list[dict[str, Any]] = []
