@@ -117,10 +117,30 @@ def test_wrong_column_names_fail_before_anything_is_sent(hook, emulator, crm):
     assert emulator.stats()["requests_total"] == 0
 
 
-def test_empty_source_is_a_clean_zero(hook, emulator, crm):
+def test_empty_source_is_a_clean_zero(hook, emulator, crm, capsys):
     summary = op().execute(context())
     assert {k: summary[k] for k in ("extracted", "sent_ok", "invalid", "requests")} == dict.fromkeys(
         ("extracted", "sent_ok", "invalid", "requests"), 0)
+    assert "Read 0 rows: table customers of connection 'crm_db' is empty" in capsys.readouterr().out
+
+
+def test_a_window_that_reads_nothing_says_where_the_rows_are(hook, emulator, crm, capsys):
+    """Never green by accident: the run names the window and the table, and says the table holds rows
+    outside it (the usual cause: the wrong logical date)."""
+    add(crm, rows(40, when="2026-11-20 08:00:00"))
+    summary = op().execute(context())
+    assert summary["extracted"] == 0
+    out = capsys.readouterr().out
+    assert "Read 0 rows from table customers of connection 'crm_db' in the window" in out
+    assert "2026-11-24 00:00:00+00:00" in out and "but it holds 40 rows outside it" in out
+
+
+def test_misspelled_table_or_key_column_names_the_source(hook, emulator, crm):
+    with pytest.raises(SpotzeeConfigError, match=r"cannot read table custmers of connection 'crm_db'.*no such table"):
+        op(table="custmers").execute(context())
+    with pytest.raises(SpotzeeConfigError, match=r"has no column\(s\) \['pkk'\] \(source columns: \["):
+        op(key_column="pkk").execute(context())
+    assert emulator.stats()["requests_total"] == 0
 
 
 def test_unreachable_source_fails_clearly_and_sends_nothing(hook, emulator, monkeypatch):
