@@ -70,31 +70,17 @@ def change_one_percent(path: Path, rows: int) -> int:
 
 def _child(mode: str, run: int) -> dict[str, Any]:
     """One measured step in this (fresh) process; prints one JSON line."""
-    import gc
-    import threading
-
-    import psutil
-
     from airflow_provider_spotzee.mapping import build_mapper
     from airflow_provider_spotzee.operators.users import UpsertUsersOperator
     from airflow_provider_spotzee.send import USERS_BATCH, Prepared, prepare
     from airflow_provider_spotzee.sources import SqlSource
     from airflow_provider_spotzee.sync.diff import payload_hash
     from benchmarks.common import quiet_logs
+    from benchmarks.rss import PeakRss
 
     quiet_logs()
-    me = psutil.Process()
-    gc.collect()
-    base = me.memory_info().rss
-    peak = [base]
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.wait(0.05):
-            peak[0] = max(peak[0], me.memory_info().rss)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
+    meter = PeakRss()
+    meter.start()
     started = time.perf_counter()
     summary: dict[str, Any] = {}
     if mode == "baseline":
@@ -130,9 +116,8 @@ def _child(mode: str, run: int) -> dict[str, Any]:
                                        **kwargs)
         summary = operator.execute(context)
     elapsed = time.perf_counter() - started
-    stop.set()
-    sampler.join()
-    return {"mode": mode, "elapsed_s": round(elapsed, 2), "peak_growth_mb": round((peak[0] - base) / 2**20, 1),
+    memory = meter.stop()
+    return {"mode": mode, "elapsed_s": round(elapsed, 2), "peak_growth_mb": memory["peak_growth_mb"],
             "extracted": summary.get("extracted"), "sent_ok": summary.get("sent_ok"),
             "unchanged": summary.get("unchanged"), "requests": summary.get("requests"),
             "throttled": summary.get("throttled"), "diff": summary.get("diff")}

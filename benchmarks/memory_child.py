@@ -8,16 +8,14 @@ one JSON line.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
-import threading
 import time
 
 import psutil
 
 from airflow_provider_spotzee.hooks.spotzee import SpotzeeHook
 from benchmarks.common import quiet_logs, users
-from benchmarks.rss import reset_peak, vm_hwm
+from benchmarks.rss import PeakRss
 
 
 def main() -> None:
@@ -31,27 +29,14 @@ def main() -> None:
     hook = SpotzeeHook()
     # Warm up every import and lazily built schema on 200 users outside the measured range.
     warmup = hook.upsert_users(users(args.start + args.users, 200), idempotency_namespace="mem-warmup")
-    gc.collect()
-    base = me.memory_info().rss
-    hwm_reset = reset_peak()
-    peak = [base]
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.wait(0.05):
-            peak[0] = max(peak[0], me.memory_info().rss)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
+    meter = PeakRss()  # VmHWM since the start (reset there) and 50 ms samples; the larger wins
+    base = meter.start()
     started = time.perf_counter()
     result = hook.upsert_users(users(args.start, args.users, deadline=time.monotonic() + args.deadline),
                                idempotency_namespace="mem")
     elapsed = time.perf_counter() - started
-    stop.set()
-    sampler.join()
-    # VmHWM is the kernel's exact peak, but only since the reset above; without a reset it would include
-    # the import phase, so fall back to the 50 ms samples.
-    peak_rss = max(peak[0], vm_hwm()) if hwm_reset else peak[0]
+    memory = meter.stop()
+    peak_rss = meter.peak_of("main")
     print(json.dumps({
         "users_requested": args.users,
         "submitted": result.submitted,
@@ -62,7 +47,7 @@ def main() -> None:
         "rss_before_mb": round(base / 2**20, 1),
         "peak_rss_mb": round(peak_rss / 2**20, 1),
         "peak_growth_mb": round((peak_rss - base) / 2**20, 1),
-        "peak_source": "VmHWM since reset + 50 ms samples" if hwm_reset else "50 ms samples",
+        "peak_source": memory["peak_source"],
         "rss_after_mb": round(me.memory_info().rss / 2**20, 1),
     }))
 
