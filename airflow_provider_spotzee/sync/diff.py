@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 DEFAULT_SNAPSHOT_TABLE = "spotzee_sync_snapshot"
 MAX_KEY_LEN = 512
 LOOKUP_CHUNK = 500  # keys per IN query (SQLite's oldest variable limit is 999)
-INSERT_CHUNK = 100  # rows per multi-row INSERT (6 values each)
+INSERT_CHUNK = 140  # rows per multi-row INSERT (7 values each: under SQLite's oldest limit of 999)
 WRITE_EVERY = 5000  # buffered snapshot rows before a write, between checkpoints
 
 SNAPSHOT_DDL = """CREATE TABLE IF NOT EXISTS {table} (
@@ -70,6 +70,17 @@ class Found(NamedTuple):
 
     key: str
     known: Known | None
+
+
+class Outcome(NamedTuple):
+    """A snapshot row to write: the key, the confirmed hash, the last outcome and its code, and whether the
+    snapshot may already hold the key (then its row is replaced; a new key is only inserted)."""
+
+    key: str
+    payload_hash: str | None
+    status: str
+    error_code: str | None
+    existed: bool
 
 
 def run_tag(namespace: str) -> str:
@@ -131,16 +142,16 @@ class SnapshotStore:
                 found[key] = Known(digest, status, run)
         return found
 
-    def write(self, rows: list[tuple[str, str | None, str, str | None]]) -> None:
-        """Replace the rows of these keys: ``(key, hash, status, error_code)``; one transaction."""
+    def write(self, rows: list[Outcome]) -> None:
+        """Write these keys' rows, replacing the ones that exist; one transaction."""
         now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         try:
+            self._delete([row.key for row in rows if row.existed], commit=False)
             for start in range(0, len(rows), INSERT_CHUNK):
                 chunk = rows[start:start + INSERT_CHUNK]
-                self._delete([key for key, *_ in chunk], commit=False)
                 values = ", ".join(["(" + ", ".join([self.ph] * len(COLUMNS)) + ")"] * len(chunk))
                 params: list[Any] = []
-                for key, digest, status, code in chunk:
+                for key, digest, status, code, _existed in chunk:
                     params += [self.sync_id, key, digest, status, code, now, self.run]
                 self._run(f"INSERT INTO {self.table} ({', '.join(COLUMNS)}) VALUES {values}", params)
             self.conn.commit()
@@ -207,9 +218,9 @@ class Differ:
     key_is_int: bool | None = None
     _before: int = 0
     _matched: int = 0
-    _pending: deque[tuple[int, str, str | None, str | None]] = field(default_factory=deque)
+    _pending: deque[tuple[int, str, str | None, Known | None]] = field(default_factory=deque)
     _failed: dict[int, tuple[str, str]] = field(default_factory=dict)
-    _buffer: list[tuple[str, str | None, str, str | None]] = field(default_factory=list)
+    _buffer: list[Outcome] = field(default_factory=list)
 
     def start(self) -> None:
         if self.write:
@@ -259,7 +270,7 @@ class Differ:
             return None
         else:
             self.counts.changed += 1
-        self._pending.append((index, key, digest, old))
+        self._pending.append((index, key, digest, known))
         return item if isinstance(item, Prepared) else payload  # an invalid one: the send path reports it
 
     def unmappable(self, index: int, found: Found) -> None:
@@ -267,7 +278,7 @@ class Differ:
         key, known = found
         self.counts.new += known is None
         self.counts.retried += known is not None
-        self._pending.append((index, key, None, known.payload_hash if known is not None else None))
+        self._pending.append((index, key, None, known))
 
     # ------------------------------------------------------------------------------------ outcomes
 
@@ -276,14 +287,16 @@ class Differ:
 
     def commit(self, index: int) -> None:
         """Every record ≤ ``index`` is final: queue their snapshot rows."""
-        pending, failed = self._pending, self._failed
+        pending, failed, replace = self._pending, self._failed, self.full_resync
         while pending and pending[0][0] <= index:
-            position, key, digest, old = pending.popleft()
+            position, key, digest, known = pending.popleft()
+            existed = replace or known is not None  # a full resync did not look: replace whatever is there
             outcome = failed.pop(position, None)
-            if outcome is not None:
-                self._buffer.append((key, old, outcome[0], outcome[1]))
+            if outcome is not None:  # a failure keeps the hash last confirmed
+                old = known.payload_hash if known is not None else None
+                self._buffer.append(Outcome(key, old, outcome[0], outcome[1], existed))
             elif digest is not None:
-                self._buffer.append((key, digest, "sent", None))
+                self._buffer.append(Outcome(key, digest, "sent", None, existed))
         if len(self._buffer) >= WRITE_EVERY:
             self.flush()
 
