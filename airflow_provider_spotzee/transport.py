@@ -62,9 +62,12 @@ import random
 import socket
 import ssl
 import time
+import urllib.request
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn, Self
+from urllib.parse import quote, urlencode
 
 import httpx
 from pydantic_core import from_json
@@ -113,6 +116,9 @@ def _install_quiet_filter() -> None:
 _install_quiet_filter()
 
 USER_AGENT = "airflow-provider-spotzee/0.1"
+#: How requests go out: httpx (the default) or the provider's own asyncio HTTP/1.1 client (opt-in).
+TRANSPORTS = ("httpx", "asyncio")
+TRANSPORT_ENV = "SPOTZEE_TRANSPORT"
 JITTER_SECONDS = 0.5
 #: Backoff without a server hint: this many seconds, doubling per attempt.
 BASE_BACKOFF_SECONDS = 0.25
@@ -314,6 +320,137 @@ class _Backoff:
                        jitter=self.rng.uniform(0, JITTER_SECONDS))
 
 
+class _Wire:
+    """A small HTTP/1.1 client on asyncio streams, for :class:`SpotzeeTransport` when ``transport`` is
+    ``"asyncio"`` (opt-in; httpx is the default). Keep-alive connections, one request per connection at a
+    time; the most recently used connection first. It speaks only what Spotzee's API needs: a body with a
+    ``Content-Length``, answers framed by ``Content-Length``, chunked, or the connection's end.
+
+    It raises httpx's exception types (:class:`httpx.ConnectError`, :class:`httpx.ConnectTimeout`,
+    :class:`httpx.ReadTimeout`, :class:`httpx.RemoteProtocolError`, ...), chained to the socket's error, so
+    :func:`classify`, :func:`connect_failure` and the retries treat both transports the same way.
+    """
+
+    def __init__(self, base_url: str, headers: dict[str, str], timeout: float, connect_timeout: float,
+                 tls: Callable[[], ssl.SSLContext]) -> None:
+        url = httpx.URL(base_url)
+        self.host = url.host
+        self.port = url.port or (443 if url.scheme == "https" else 80)
+        self.prefix = url.raw_path.decode("ascii").rstrip("/")
+        self.https = url.scheme == "https"
+        self.timeout, self.connect_timeout = timeout, connect_timeout
+        self._tls = tls
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        authority = host if url.port is None else f"{host}:{self.port}"
+        self._head = "".join(f"{k}: {v}\r\n" for k, v in {"Host": authority, **headers}.items())
+        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self._open: set[asyncio.StreamWriter] = set()
+
+    async def aclose(self) -> None:
+        writers, self._open, self._idle = self._open, set(), []
+        for writer in writers:
+            writer.close()
+
+    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                reader, writer = await asyncio.open_connection(
+                    self.host, self.port, ssl=self._tls() if self.https else None, limit=2**20,
+                    server_hostname=self.host if self.https else None)
+        except TimeoutError as exc:
+            raise httpx.ConnectTimeout("connect timed out") from exc
+        except (OSError, ssl.SSLError) as exc:
+            raise httpx.ConnectError(str(exc) or type(exc).__name__) from exc
+        self._open.add(writer)
+        return reader, writer
+
+    def _drop(self, writer: asyncio.StreamWriter) -> None:
+        self._open.discard(writer)
+        writer.close()
+
+    async def request(self, method: str, path: str, body: bytes | None, headers: dict[str, str] | None,
+                      params: dict[str, Any] | None) -> tuple[int, httpx.Headers, bytes]:
+        target = self.prefix + path
+        if params:
+            target += "?" + urlencode(params, quote_via=quote)
+        extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items()) if headers else ""
+        length = f"Content-Length: {len(body)}\r\n" if body is not None else ""
+        head = f"{method} {target} HTTP/1.1\r\n{self._head}{extra}{length}\r\n".encode("latin-1")
+        while self._idle:  # the server may have closed an idle connection meanwhile
+            reader, writer = self._idle.pop()
+            if not reader.at_eof() and not writer.is_closing():
+                break
+            self._drop(writer)
+        else:
+            reader, writer = await self._connect()
+        keep = False
+        try:
+            try:
+                async with asyncio.timeout(self.timeout):
+                    writer.write(head + body if body else head)
+                    await writer.drain()
+            except TimeoutError as exc:
+                raise httpx.WriteTimeout("write timed out") from exc
+            except OSError as exc:
+                raise httpx.WriteError(str(exc) or type(exc).__name__) from exc
+            try:
+                async with asyncio.timeout(self.timeout):
+                    status, answer, content, keep = await self._read(reader, method)
+            except TimeoutError as exc:
+                raise httpx.ReadTimeout("read timed out") from exc
+            except asyncio.IncompleteReadError as exc:
+                raise httpx.RemoteProtocolError("server disconnected without sending a complete response") from exc
+            except asyncio.LimitOverrunError as exc:
+                raise httpx.RemoteProtocolError("response head too long") from exc
+            except (ValueError, IndexError) as exc:
+                raise httpx.RemoteProtocolError(f"malformed response ({type(exc).__name__})") from exc
+            except OSError as exc:
+                raise httpx.ReadError(str(exc) or type(exc).__name__) from exc
+            return status, answer, content
+        finally:
+            if keep:
+                self._idle.append((reader, writer))
+            else:  # an error, a cancellation, or the server's "Connection: close"
+                self._drop(writer)
+
+    @staticmethod
+    async def _read(reader: asyncio.StreamReader, method: str) -> tuple[int, httpx.Headers, bytes, bool]:
+        while True:
+            raw = await reader.readuntil(b"\r\n\r\n")
+            lines = raw[:-4].decode("latin-1").split("\r\n")
+            version, _, rest = lines[0].partition(" ")
+            if not version.startswith("HTTP/1."):
+                raise ValueError("not an HTTP/1.x status line")
+            status = int(rest[:3])
+            if not 100 <= status < 200:
+                break  # (1xx interim answers are skipped)
+        pairs = []
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            if not sep:
+                raise ValueError("header line without a colon")
+            pairs.append((name.strip(), value.strip()))
+        answer = httpx.Headers(pairs)
+        connection = answer.get("connection", "").lower()
+        keep = "close" not in connection and (version == "HTTP/1.1" or "keep-alive" in connection)
+        if method == "HEAD" or status in (204, 304):
+            return status, answer, b"", keep
+        if "chunked" in answer.get("transfer-encoding", "").lower():
+            parts: list[bytes] = []
+            while True:
+                size = int((await reader.readuntil(b"\r\n")).split(b";", 1)[0].strip(), 16)
+                if size == 0:
+                    while (await reader.readuntil(b"\r\n")) != b"\r\n":  # trailers
+                        pass
+                    return status, answer, b"".join(parts), keep
+                parts.append(await reader.readexactly(size))
+                await reader.readexactly(2)
+        length = answer.get("content-length")
+        if length is not None:
+            return status, answer, await reader.readexactly(int(length)), keep
+        return status, answer, await reader.read(), False  # framed by the connection's end
+
+
 @dataclass
 class Counters:
     requests: int = 0
@@ -360,6 +497,28 @@ class SpotzeeTransport:
         self._free: list[httpx.AsyncClient] = []
         self._clients: list[httpx.AsyncClient] = []
         self._tls: ssl.SSLContext | None = None
+        self._wire = self._choose_wire(config, headers)
+
+    def _tls_context(self) -> ssl.SSLContext:
+        if self._tls is None:  # made as httpx makes it (``SSL_CERT_FILE``/``SSL_CERT_DIR`` honoured)
+            self._tls = httpx.create_ssl_context(trust_env=True)
+        return self._tls
+
+    def _choose_wire(self, config: ClientConfig, headers: dict[str, str]) -> _Wire | None:
+        """The opt-in asyncio transport (``transport="asyncio"``: the connection's ``transport`` extra once
+        config carries it, else the ``SPOTZEE_TRANSPORT`` environment variable), or ``None`` for httpx.
+        A proxy from the environment (``HTTPS_PROXY``...) for the API's host keeps httpx, which speaks it."""
+        kind = getattr(config, "transport", None) or os.environ.get(TRANSPORT_ENV) or "httpx"
+        if kind not in TRANSPORTS:
+            raise SpotzeeConfigError(f"transport must be one of {', '.join(TRANSPORTS)}, got {kind!r}")
+        if kind == "httpx":
+            return None
+        url = httpx.URL(config.base_url)
+        proxies = urllib.request.getproxies_environment()
+        if (proxies.get(url.scheme) or proxies.get("all")) and not urllib.request.proxy_bypass(url.host):
+            log.info("Spotzee: a proxy is configured for %s; using the httpx transport", url.host)
+            return None
+        return _Wire(config.base_url, headers, config.timeout, min(10.0, config.timeout), self._tls_context)
 
     async def __aenter__(self) -> Self:
         return self
@@ -368,40 +527,43 @@ class SpotzeeTransport:
         await self.aclose()
 
     async def aclose(self) -> None:
+        if self._wire is not None:
+            await self._wire.aclose()
         clients, self._clients, self._free = self._clients, [], []
         for client in clients:
             await client.aclose()
 
     def _new_client(self) -> httpx.AsyncClient:
-        """An httpx client with a single keep-alive connection. They share one TLS context (building one
-        loads the CA bundle: ~50 ms), made as httpx makes it (``SSL_CERT_FILE``/``SSL_CERT_DIR`` honoured)."""
+        """An httpx client with a single keep-alive connection (or the whole pool: ``client_per_slot``)."""
         config = self.config
         pool = 1 if self.client_per_slot else config.max_in_flight + 4
-        if self._tls is None:  # (httpx builds one even for http://, for proxies and redirects)
-            self._tls = httpx.create_ssl_context(trust_env=True)
         client = httpx.AsyncClient(
             base_url=config.base_url,
             headers=self._headers,
             timeout=httpx.Timeout(config.timeout, connect=min(10.0, config.timeout)),
             limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
             follow_redirects=False,
-            verify=self._tls,
+            verify=self._tls_context(),  # (one shared: building one loads the CA bundle, ~50 ms)
             trust_env=True,  # HTTPS_PROXY / NO_PROXY / SSL_CERT_FILE, as users of httpx expect
         )
         self._clients.append(client)
         return client
 
     async def _send(self, method: str, path: str, body: bytes | None, headers: dict[str, str] | None,
-                    params: dict[str, Any] | None) -> httpx.Response:
-        """One HTTP exchange on a free client (a new one while fewer than ``max_in_flight + 4`` exist; the
-        most recently used first, so its connection is warm)."""
-        if not self.client_per_slot:  # one client, httpcore's pool (the old way; benchmarks compare)
+                    params: dict[str, Any] | None) -> tuple[int, httpx.Headers, bytes]:
+        """One HTTP exchange: (status, headers, body). With httpx, on a free client (a new one while fewer
+        than ``max_in_flight + 4`` exist; the most recently used first, so its connection is warm)."""
+        if not self.client_per_slot and self._wire is None:  # one client, httpcore's pool (the old way)
             client = self._clients[0] if self._clients else self._new_client()
-            return await client.request(method, path, content=body, headers=headers, params=params)
+            raw = await client.request(method, path, content=body, headers=headers, params=params)
+            return raw.status_code, raw.headers, raw.content
         async with self._slots:
+            if self._wire is not None:
+                return await self._wire.request(method, path, body, headers, params)
             client = self._free.pop() if self._free else self._new_client()
             try:
-                return await client.request(method, path, content=body, headers=headers, params=params)
+                raw = await client.request(method, path, content=body, headers=headers, params=params)
+                return raw.status_code, raw.headers, raw.content
             finally:
                 if client in self._clients:  # (not closed meanwhile by aclose)
                     self._free.append(client)
@@ -444,17 +606,16 @@ class SpotzeeTransport:
         self.counters.requests += 1
         quiet = _SENDING.set(True)
         try:
-            raw = await self._send(method, path, body, headers, params)
+            status, answer, content = await self._send(method, path, body, headers, params)
         except httpx.TransportError:
             pacer.answered()
             raise
         finally:
             _SENDING.reset(quiet)
         self.answered = True
-        response = ApiResponse(raw.status_code, raw.headers, raw.content,
-                               replayed=raw.headers.get("idempotent-replayed", "").lower() == "true")
-        pacer.observe(raw.headers, raw.status_code)
-        status = raw.status_code
+        response = ApiResponse(status, answer, content,
+                               replayed=answer.get("idempotent-replayed", "").lower() == "true")
+        pacer.observe(answer, status)
         if 200 <= status < 300:
             self.counters.replayed += response.replayed
             self.api_confirmed = True
