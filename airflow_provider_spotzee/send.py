@@ -246,12 +246,13 @@ class _Run:
             self._dead_letter(batch, RESPONSE_INVALID, f"unusable answer from Spotzee ({reason}); nothing assumed sent")
             return
         transient: list[Prepared] = []
+        succeeded = 0  # (counted here and added once: every assignment to a pydantic model field is a call)
+        keep_contacts = self.collect_contacts and endpoint.returns_contacts
         for item, outcome in zip(batch, results):
             error = outcome.get("error")
             if error is None:
-                self.result.succeeded += 1
-                self.result.replayed_items += response.replayed
-                if self.collect_contacts and endpoint.returns_contacts and isinstance(outcome.get("contact"), dict):
+                succeeded += 1
+                if keep_contacts and isinstance(outcome.get("contact"), dict):
                     self.result.contacts.append(Contact.model_validate(outcome["contact"]))
                 continue
             code = str(error.get("code") or "unknown_error") if isinstance(error, dict) else "unknown_error"
@@ -263,6 +264,8 @@ class _Run:
                     self._dead_letter([item], code, f"still failing after one retry in a fresh batch: {message}")
             else:
                 self.result.add_failure(_failure(item, "rejected", code, message or "rejected by Spotzee"), json.loads(item.body))
+        self.result.succeeded += succeeded
+        self.result.replayed_items += succeeded if response.replayed else 0
         if transient:
             self.result.retries += 1
             await asyncio.sleep(0.2)
