@@ -14,6 +14,7 @@ import asyncio
 import gc
 import json
 import os
+import resource
 import time
 from collections.abc import Callable
 from functools import partial
