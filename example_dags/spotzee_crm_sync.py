@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 from datetime import datetime, timedelta
+from typing import Any
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, XComArg, get_current_context, task
 
@@ -71,7 +72,7 @@ with DAG(
         if "spotzee_error" not in {column["name"] for column in crm.inspector.get_columns("customers")}:
             crm.run("ALTER TABLE customers ADD COLUMN spotzee_error VARCHAR(1000)")  # the first run
 
-        def bound(value: datetime) -> object:  # SQLite keeps timestamps as text: compare text with text
+        def bound(value: Any) -> Any:  # SQLite keeps timestamps as text: compare text with text
             return value.strftime("%Y-%m-%d %H:%M:%S") if crm.conn_type == "sqlite" else value
 
         # the rows this run read: clear what an earlier run wrote, then mark this run's failures
