@@ -32,6 +32,14 @@ from tests.unit.test_fast_path import (
 names = _mostly(st.sampled_from(["order_placed", "page_viewed", "Signed Up", "x" * 255]),
                 st.sampled_from(["", "   ", "x" * 256, _Text("sub"), " padded ", "a\x00b", "\ud800"]),
                 st.text(max_size=12), st.none(), st.integers(), st.booleans())
+#: The canonical form (``YYYY-MM-DDTHH:MM:SS.mmmZ``, the fast path's shortcut), real or not (Feb 30, hour 24).
+canonical_looking = st.one_of(
+    st.datetimes(min_value=dt.datetime(1, 1, 1), max_value=dt.datetime(9999, 12, 31)).map(
+        lambda d: d.isoformat(timespec="milliseconds") + "Z"),
+    st.builds("{:04d}-{:02d}-{:02d}T{:02d}:{:02d}:{:02d}.{:03d}Z".format, st.integers(0, 9999), st.integers(0, 13),
+              st.integers(0, 32), st.integers(0, 25), st.integers(0, 61), st.integers(0, 61), st.integers(0, 999)),
+    st.sampled_from(["2026-11-25T10:00:00.000z", "2026-11-25T10:00:00.000Z ", "２０２６-11-25T10:00:00.000Z",
+                     "2026-11-25T10:00:00.0000Z", "2026-02-29T00:00:00.000Z", "2024-02-29T00:00:00.000Z"]))
 timestamps = _mostly(
     st.sampled_from(["2026-11-25T10:00:00Z", "2026-11-25T10:00:00.123456+02:00", "2026-11-25 10:00:00",
                      "2026-11-25", "2026-11-25T10:00:00z"]),
@@ -39,7 +47,8 @@ timestamps = _mostly(
     st.datetimes(timezones=st.sampled_from([dt.UTC, dt.timezone(dt.timedelta(hours=-14))])),
     st.sampled_from(["", " ", "yesterday", "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00",
                      "2026-13-01", " 2026-11-25T10:00:00Z "]),
-    st.text(max_size=12), st.none(), st.integers(), st.dates())
+    st.text(max_size=12), st.none(), st.integers(), st.dates(),
+    canonical_looking)
 profiles = _mostly(
     st.fixed_dictionaries({}, optional={name: s for name, s in user_fields.items()
                                         if name not in ("external_id", "anonymous_id")}),
@@ -51,7 +60,7 @@ ints = _mostly(st.integers(-1, 5), st.integers(), st.booleans(), st.none(), st.f
 event_fields_strategies = {"anonymous_id": identifiers, "data": data_objects, "user": profiles,
                            "created_at": timestamps}
 toggle_fields_strategies = {"anonymous_id": identifiers, "state": ints}
-extras = st.one_of(st.just({}), st.just({}),
+extras: st.SearchStrategy[dict[Any, Any]] = st.one_of(st.just({}), st.just({}),
                    st.dictionaries(st.sampled_from(["nmae", "properties", "user_id", 1, _Text("name")]),
                                    st.integers(), max_size=1))
 
@@ -131,6 +140,13 @@ def _realistic_event(i: int, rng: random.Random) -> dict[str, Any]:
         record["user"] = {"email": f"first.last{i}@Example.com", "timezone": "Europe/London", "locale": "en_GB",
                           "data": {"plan": "pro"}}
     return record
+
+
+@settings(max_examples=1500, deadline=None)
+@given(canonical_looking)
+def test_canonical_timestamps_are_their_own_result(value):
+    record = {"external_id": "k", "name": "n", "created_at": value}
+    _same(EVENTS, record)
 
 
 def test_the_common_shapes_take_the_fast_paths_with_the_models_bytes():
