@@ -236,7 +236,9 @@ class SpotzeeSyncOperator(BaseOperator):
             summary, verdict = self._sync(context)
         except BaseException as exc:
             self._error = exc
-            self._record_history(context, None, type(exc).__name__, started_at)
+            path = self._failures_path(context)  # the run's failures so far (earlier tries' included)
+            self._record_history(context, {"failures_path": path} if open_path(path).exists() else None,
+                                 type(exc).__name__, started_at)
             raise
         state = "success" if verdict is None else type(verdict).__name__
         summary["history"] = self._record_history(context, summary, state, started_at)

@@ -181,7 +181,7 @@ def test_the_readme_dag_syncs_and_writes_the_failures_back(airflow: Airflow, emu
     ledger = emulator.ledger_summary()
     assert ledger["contacts"] == summary["sent_ok"] and ledger["contacts_upserted_more_than_once"] == 0
     with sqlite3.connect(tmp_path / "crm.db") as db:
-        written = db.execute("SELECT run_id, stage, code, message FROM spotzee_sync_failures").fetchall()
+        written = db.execute("SELECT run_id, stage, code, message FROM crm_spotzee_failures").fetchall()
     assert len(written) == failed
     assert all(run_id and stage == "invalid" and code and message for run_id, stage, code, message in written)
     assert "@example.com" not in json.dumps(written)  # ids and codes, never the values
