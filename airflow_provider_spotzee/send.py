@@ -385,6 +385,9 @@ async def send_records(
             task = asyncio.create_task(one(batch_no, batch))
             in_flight.add(task)
             task.add_done_callback(in_flight.discard)
+            # Let the loop run between batches: with free slots, acquire() does not yield, and preparing
+            # max_in_flight batches back to back would hold answers, the pacer and timers for tens of ms.
+            await asyncio.sleep(0)
     except Exception:
         # The source failed mid-stream (e.g. a SQL error): let the batches already sent finish, so they
         # are counted and checkpointed, then surface the error; a retry resumes after the checkpoint.

@@ -296,8 +296,7 @@ class SpotzeeSyncOperator(BaseOperator):
         """The engine's job for this try, the SQL source and window it reads (if any), and the removal
         step of a diff sync."""
         mapper = build_mapper(None if self.replay_from else self.mapping)  # a failure file holds payloads
-        after = tuple(resume.cursor) if resume and isinstance(resume.cursor, list) else (
-            resume.cursor if resume else None)
+        after = resume.after if resume else None
         job = SyncJob(self.endpoint, namespace, (), mapper, progress, checkpoints, batch_size=self.batch_size)
         if self.conn_id is None:
             records = self._in_memory_records(context)

@@ -29,6 +29,11 @@ class Resume:
     def start_index(self) -> int:
         return self.index + 1
 
+    @property
+    def after(self) -> Any:
+        """The source cursor to read on after: a tuple for a SQL row (stored as a JSON list), else as stored."""
+        return tuple(self.cursor) if isinstance(self.cursor, list) else self.cursor
+
 
 class Checkpointer:
     """Writes the last commit point to ``store``, at most every ``every`` seconds (each write is a round
