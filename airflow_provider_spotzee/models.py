@@ -20,7 +20,8 @@ Stage = Literal["invalid", "rejected", "dead_lettered"]
 
 
 class _Payload(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+    # defer_build: the schema is built on first use (the plain-dict fast paths rarely need it), not at import
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False, defer_build=True)
 
 
 class _Identified(_Payload):
