@@ -23,12 +23,15 @@ DEFAULT_PATH = "/api/client"
 CLIENT_TYPE = "sdk-python"
 
 Plan = Literal["starter", "professional", "enterprise"]
+Transport = Literal["httpx", "asyncio"]
+TRANSPORTS = ("httpx", "asyncio")
 
 
 
 #: Extras a spotzee connection understands. Anything else is ignored with a warning (never sent).
 KNOWN_EXTRAS = frozenset(
-    {"api_version", "plan", "requests_per_second", "timeout", "max_in_flight", "max_retries", "max_wait"}
+    {"api_version", "plan", "requests_per_second", "timeout", "max_in_flight", "max_retries", "max_wait",
+     "transport"}
 )
 
 
@@ -48,6 +51,10 @@ class ClientConfig:
     #: busy too (``1/N`` for N partitions); the pacer never takes less while others are present. ``None``:
     #: unknown, take the share of the key's use this worker already has.
     fair_share: float | None = None
+    #: ``httpx`` (the default) or ``asyncio``: the provider's own HTTP/1.1 client on asyncio streams, about
+    #: half the client CPU per request (docs/performance.md); a proxy in the environment keeps httpx.
+    #: ``None``: the ``SPOTZEE_TRANSPORT`` environment variable decides, else httpx.
+    transport: Transport | None = None
 
 
 def _is_loopback(host: str) -> bool:
@@ -127,6 +134,14 @@ def _api_version(value: Any) -> str:
     return text
 
 
+def _transport(value: Any) -> Transport | None:
+    if value in (None, ""):
+        return None
+    if value not in TRANSPORTS:
+        raise SpotzeeConfigError(f"Spotzee connection extra 'transport' must be one of {list(TRANSPORTS)}")
+    return value
+
+
 def client_config_from_connection(conn: Any, **overrides: Any) -> ClientConfig:
     """Build a :class:`ClientConfig` from an Airflow ``Connection``. ``overrides`` (non-None) win."""
     extras = conn.extra_dejson if hasattr(conn, "extra_dejson") else json.loads(conn.extra or "{}")
@@ -148,6 +163,7 @@ def client_config_from_connection(conn: Any, **overrides: Any) -> ClientConfig:
         "max_in_flight": _number(extras, "max_in_flight", int, 1, 16),
         "max_retries": _number(extras, "max_retries", int, 0, 8),
         "max_wait": _number(extras, "max_wait", float, 0.1, 60.0),
+        "transport": _transport(extras.get("transport")),
     }
     settings.update({k: v for k, v in overrides.items() if v is not None})
     return ClientConfig(**settings)

@@ -78,6 +78,11 @@ def get_provider_info() -> dict[str, Any]:
                         "description": "Concurrent requests per task. Default 16.",
                         "schema": {"type": ["integer", "null"], "minimum": 1, "default": 16},
                     },
+                    "transport": {
+                        "label": "HTTP client",
+                        "description": "httpx (default) or asyncio: the provider's own HTTP/1.1 client, less CPU per request.",
+                        "schema": {"type": ["string", "null"], "enum": ["httpx", "asyncio", None], "default": "httpx"},
+                    },
                 },
             }
         ],

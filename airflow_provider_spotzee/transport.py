@@ -508,7 +508,7 @@ class SpotzeeTransport:
         """The opt-in asyncio transport (``transport="asyncio"``: the connection's ``transport`` extra once
         config carries it, else the ``SPOTZEE_TRANSPORT`` environment variable), or ``None`` for httpx.
         A proxy from the environment (``HTTPS_PROXY``...) for the API's host keeps httpx, which speaks it."""
-        kind = getattr(config, "transport", None) or os.environ.get(TRANSPORT_ENV) or "httpx"
+        kind = config.transport or os.environ.get(TRANSPORT_ENV) or "httpx"
         if kind not in TRANSPORTS:
             raise SpotzeeConfigError(f"transport must be one of {', '.join(TRANSPORTS)}, got {kind!r}")
         if kind == "httpx":

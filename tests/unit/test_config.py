@@ -87,3 +87,19 @@ def test_bad_extras_fail_clearly(extra):
 def test_api_version_must_be_a_real_date(version):
     with pytest.raises(SpotzeeConfigError, match="api_version"):
         client_config_from_connection(Conn(extra={"api_version": version}))
+
+
+def test_transport_extra_is_httpx_or_asyncio():
+    from airflow_provider_spotzee.config import client_config_from_connection
+    from airflow_provider_spotzee.exceptions import SpotzeeConfigError
+
+    def conn(extra):
+        from airflow.models.connection import Connection
+
+        return Connection(conn_id="s", conn_type="spotzee", host="http://127.0.0.1:8089/api/client",
+                          password="sk_test_x", extra=extra)
+
+    assert client_config_from_connection(conn('{"transport": "asyncio"}')).transport == "asyncio"
+    assert client_config_from_connection(conn("{}")).transport is None
+    with pytest.raises(SpotzeeConfigError, match="'transport' must be one of"):
+        client_config_from_connection(conn('{"transport": "curl"}'))
