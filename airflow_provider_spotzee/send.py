@@ -296,20 +296,34 @@ def validated(endpoint: Endpoint, records: Iterable[Any], result: SendResult, *,
     """Number, validate and serialise records, yielding the sendable ones. Counts every record in
     ``result`` (submitted, unchanged, invalid) and files invalid ones as failures with their payloads.
     A record that already is a :class:`Prepared` of this index (a diff sync prepared it to hash its bytes)
-    is passed on as it is."""
-    for index, record in enumerate(records, start=start_index):
-        result.submitted += 1
-        if isinstance(record, Unchanged):
-            result.unchanged += 1
-            continue
-        if type(record) is Prepared and record.index == index:
-            yield record
-            continue
-        item = prepare(endpoint, index, record)
-        if isinstance(item, ItemFailure):
-            result.add_failure(item, None if isinstance(record, Invalid) else record)
-            continue
-        yield item
+    is passed on as it is.
+
+    The counts reach ``result`` before each item is handed on, and at the end: a run of unchanged records
+    (a diff that finds little to send) costs no assignment to the pydantic result per record."""
+    submitted = unchanged = 0
+    try:
+        for index, record in enumerate(records, start=start_index):
+            submitted += 1
+            if isinstance(record, Unchanged):
+                unchanged += 1
+                continue
+            if type(record) is Prepared and record.index == index:
+                item: Prepared | ItemFailure = record
+            else:
+                item = prepare(endpoint, index, record)
+            result.submitted += submitted
+            if unchanged:
+                result.unchanged += unchanged
+            submitted = unchanged = 0
+            if isinstance(item, ItemFailure):
+                result.add_failure(item, None if isinstance(record, Invalid) else record)
+                continue
+            yield item
+    finally:
+        if submitted:
+            result.submitted += submitted
+        if unchanged:
+            result.unchanged += unchanged
 
 
 async def send_records(

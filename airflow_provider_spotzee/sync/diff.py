@@ -246,7 +246,10 @@ class Differ:
         if self.key_is_int is None:
             self.key_is_int = isinstance(page[0][0][-1], int)
         keys = [row_key(cursor[-1]) for cursor, _ in page]
-        known = {} if self.full_resync else self.store.lookup(keys)
+        # nothing to look up: a full resync ignores the snapshot, and a first run from the start began
+        # with none for this sync (what it writes itself is never read back within the try)
+        empty = self.full_resync or (not self.resumed and self._before == 0)
+        known = {} if empty else self.store.lookup(keys)
         self._matched += len(known)
         for (cursor, row), key in zip(page, keys):
             yield cursor, row, Found(key, known.get(key))
