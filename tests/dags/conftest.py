@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +48,28 @@ class Airflow:
         command += ["--clear", clear] if clear else []
         command += ["--fresh"] if fresh else []
         return subprocess.run(command, env=self.env, capture_output=True, text=True, timeout=timeout, check=False)
+
+    def run_killing_workers(self, dag_id: str, logical_date: str, progress: Callable[[], int],
+                            thresholds: Sequence[int], *, timeout: float = 240) -> tuple[int, str, int]:
+        """One run whose worker is SIGKILLed (its whole process group) each time ``progress()`` (e.g. the
+        emulator's applied count) reaches the next threshold, mid-sync wherever the worker happens to be;
+        after each kill Airflow's reaping marks the task up_for_retry and the run goes on in a new worker,
+        as the scheduler would. Returns (exit code, output of the last worker, kills)."""
+        proc = self.popen_dagrun(dag_id, logical_date, fresh=True)
+        kills = 0
+        for threshold in thresholds:
+            deadline = time.monotonic() + 120
+            while progress() < threshold and proc.poll() is None:
+                assert time.monotonic() < deadline, f"no progress to {threshold} within 120 s"
+                time.sleep(0.02)
+            if proc.poll() is not None:
+                break
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            kills += 1
+            proc = self.popen_dagrun(dag_id, logical_date, reap=True)
+        output = proc.communicate(timeout=timeout)[0]
+        return proc.returncode, output, kills
 
     def popen_dagrun(self, dag_id: str, logical_date: str, *, fresh: bool = False,
                      reap: bool = False) -> subprocess.Popen[str]:

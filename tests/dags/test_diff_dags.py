@@ -5,10 +5,7 @@ logical date, so the tests read the same rows on any date."""
 from __future__ import annotations
 
 import datetime as dt
-import os
-import signal
 import sqlite3
-import time
 
 import pytest
 
@@ -73,21 +70,9 @@ def test_worker_killed_mid_diff_sync_resumes_and_applies_every_row_once(airflow,
     kinds = seed_crm(tmp_path / "crm.db", 4_000, day=SEED_DAY)
     emulator.set_faults(latency_ms=150)
     airflow.env["AIRFLOW_CONN_SPOTZEE_DEFAULT"] = emulator.connection_json(max_in_flight=2)
-    proc = airflow.popen_dagrun("spotzee_model_sync", RUN[0], fresh=True)
-    kills = 0
-    for threshold in (900, 2_100):
-        deadline = time.monotonic() + 120
-        while emulator.ledger_summary()["contacts"] < threshold and proc.poll() is None:
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        if proc.poll() is not None:
-            break
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        kills += 1
-        proc = airflow.popen_dagrun("spotzee_model_sync", RUN[0], reap=True)
-    output = proc.communicate(timeout=240)[0]
-    assert proc.returncode == 0 and kills == 2, output[-4000:]
+    code, output, kills = airflow.run_killing_workers(
+        "spotzee_model_sync", RUN[0], lambda: emulator.ledger_summary()["contacts"], (900, 2_100))
+    assert code == 0 and kills == 2, output[-4000:]
     summary = summaries(output, "users_batch")[-1]
     assert summary["resumed_from_index"] and summary["balanced"] and summary["extracted"] == 4_000
     ledger = emulator.ledger_summary()

@@ -8,8 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -54,22 +52,10 @@ def test_worker_killed_three_times_is_resumed_and_every_event_is_applied_once(ai
     kinds = seed_events(tmp_path / "crm.db", 4_000, day=SEED_DAY)
     emulator.set_faults(latency_ms=150)
     airflow.env["AIRFLOW_CONN_SPOTZEE_DEFAULT"] = emulator.connection_json(max_in_flight=2)
-    proc = airflow.popen_dagrun("spotzee_track_events", SEED_RUN_DATE, fresh=True)
-    kills = 0
-    for threshold in (700, 1_700, 2_700):  # mid-sync, wherever the worker happens to be: in a batch,
-        deadline = time.monotonic() + 120  # between batches, or writing a checkpoint
-        while emulator.ledger_summary()["events_applied"] < threshold and proc.poll() is None:
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        if proc.poll() is not None:
-            break
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        kills += 1
-        # Airflow notices the dead worker and retries the task in the same run: the retry reads the checkpoint
-        proc = airflow.popen_dagrun("spotzee_track_events", SEED_RUN_DATE, reap=True)
-    output = proc.communicate(timeout=180)[0]
-    assert proc.returncode == 0 and kills >= 2, output[-4000:]
+    code, output, kills = airflow.run_killing_workers(
+        "spotzee_track_events", SEED_RUN_DATE, lambda: emulator.ledger_summary()["events_applied"],
+        (700, 1_700, 2_700), timeout=180)  # mid-sync, wherever the worker happens to be: in a batch, between
+    assert code == 0 and kills >= 2, output[-4000:]  # batches, or writing a checkpoint
     summary = summaries(output, "events")[-1]
     assert summary["resumed_from_index"] is not None and summary["resumed_from_index"] > 0, output[-6000:]
     assert summary["balanced"] and summary["extracted"] == 4_000 and summary["sent_ok"] == kinds["good"]

@@ -17,18 +17,18 @@ from airflow_provider_spotzee.operators.base import partitions
 from airflow_provider_spotzee.operators.subscriptions import BulkSubscriptionOperator
 from airflow_provider_spotzee.operators.users import UpsertUsersOperator
 from airflow_provider_spotzee.testing.postgres import postgres_server, server_binaries
-from tests.integration.test_operators import MemoryStore, XComs
+from tests.integration.test_operators import MemoryStore, context
 
 DAY = dt.datetime(2026, 11, 24, tzinfo=dt.UTC)
 MAPPING = {"external_id": "external_id", "email": "email", "plan": "data.plan"}
 
 
 def ctx(run: int, store: MemoryStore | None = None, map_index: int = -1) -> dict:
-    ti = XComs()
-    ti.map_index = map_index
+    """The context of DAG run ``run``: its own day, so its own idempotency namespace."""
     start = DAY + dt.timedelta(days=run)
-    return {"task_state_store": store if store is not None else MemoryStore(), "ti": ti, "run_id": f"run-{run}",
-            "data_interval_start": start, "data_interval_end": start + dt.timedelta(days=1)}
+    built = context(store, run_id=f"run-{run}", data_interval_start=start, data_interval_end=start + dt.timedelta(days=1))
+    built["ti"].map_index = map_index
+    return built
 
 
 @pytest.fixture
