@@ -217,6 +217,7 @@ class Differ:
     counts: DiffCounts = field(default_factory=DiffCounts)
     key_is_int: bool | None = None
     _before: int = 0
+    _absent: bool = False  # a dry run found no snapshot table
     _matched: int = 0
     _pending: deque[tuple[int, str, str | None, Known | None]] = field(default_factory=deque)
     _failed: dict[int, tuple[str, str]] = field(default_factory=dict)
@@ -225,7 +226,13 @@ class Differ:
     def start(self) -> None:
         if self.write:
             self.store.ensure()
-        self._before = self.store.count() if not self.resumed else 0
+        try:
+            self._before = self.store.count() if not self.resumed else 0
+        except Exception:
+            if self.write:
+                raise
+            self.store.conn.rollback()  # a dry run before the first sync: no table yet, nothing known
+            self._absent = True
 
     # --------------------------------------------------------------------------------- classification
 
@@ -248,7 +255,7 @@ class Differ:
         keys = [row_key(cursor[-1]) for cursor, _ in page]
         # nothing to look up: a full resync ignores the snapshot, and a first run from the start began
         # with none for this sync (what it writes itself is never read back within the try)
-        empty = self.full_resync or (not self.resumed and self._before == 0)
+        empty = self.full_resync or self._absent or (not self.resumed and self._before == 0)
         known = {} if empty else self.store.lookup(keys)
         self._matched += len(known)
         for (cursor, row), key in zip(page, keys):
@@ -321,7 +328,7 @@ class Differ:
     def removed_keys(self, still_there: Callable[[list[Any]], set[Any]]) -> Iterator[list[Any]]:
         """Pages of keys in the snapshot that the source no longer holds (``still_there(keys)`` asks it).
         Skipped when this try read every row from the start and matched every snapshot row it began with."""
-        if not self.resumed and not self.full_resync and self._matched >= self._before:
+        if self._absent or (not self.resumed and not self.full_resync and self._matched >= self._before):
             return
         for page in self.store.key_pages():
             keys = [int(k) if self.key_is_int and k.lstrip("-").isdigit() else k for k in page]

@@ -190,6 +190,9 @@ def test_full_resync_ignores_the_snapshot_once_then_rewrites_it(hook, emulator, 
 
 def test_dry_run_reports_and_writes_nothing(hook, emulator, model):
     fill(model, range(1, 51))
+    first_look = op(dry_run=True).execute(ctx(0))  # before any sync: no snapshot table, and none made
+    assert (first_look["sent_ok"], first_look["diff"]["new"], first_look["removed"]) == (50, 50, 0)
+    assert not model.execute("SELECT name FROM sqlite_master WHERE name = 'spotzee_sync_snapshot'").fetchall()
     op().execute(ctx(1))
     model.execute("UPDATE dim_customers SET plan = 'team' WHERE customer_id <= 5")
     model.execute("DELETE FROM dim_customers WHERE customer_id = 50")
