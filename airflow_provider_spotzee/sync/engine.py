@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from airflow_provider_spotzee.api_facts import MAX_BATCH_SIZE
 from airflow_provider_spotzee.mapping import Mapper, check_columns
 from airflow_provider_spotzee.models import ItemFailure, SendResult
 from airflow_provider_spotzee.send import Endpoint, Invalid, Unchanged, validated
@@ -45,7 +46,7 @@ class SyncJob:
     checkpoints: Checkpointer
     dedupe: Dedupe | None = None
     differ: Differ | None = None
-    batch_size: int = 100
+    batch_size: int = MAX_BATCH_SIZE
 
     def payloads(self) -> Iterator[Any]:
         """Map rows to payloads, or to :class:`Unchanged`/:class:`Invalid` markers, recording each record's
@@ -54,7 +55,7 @@ class SyncJob:
         rows: Iterable[tuple[Any, Any, Any]] = (differ.annotate(self.rows) if differ is not None
                                                 else ((cursor, row, None) for cursor, row in self.rows))
         checked = False
-        for index, (cursor, row, known) in enumerate(rows, start=progress.start_index):
+        for index, (cursor, row, found) in enumerate(rows, start=progress.start_index):
             progress.read(index, cursor)
             if not checked and isinstance(row, Mapping):
                 check_columns(mapper, row.keys())
@@ -67,11 +68,11 @@ class SyncJob:
                 payload = mapper(row) if isinstance(row, Mapping) else row
             except Exception as exc:  # noqa: BLE001 - a user mapping callable failed on this row: report it, go on
                 if differ is not None:
-                    differ.unmappable(index, known)
+                    differ.unmappable(index, found)
                 yield Invalid(PARAMETER_INVALID_FORMAT, f"mapping failed on this row: {type(exc).__name__}")
                 continue
             if differ is not None:
-                payload = differ.decide(index, known, payload)
+                payload = differ.decide(index, found, payload)
                 if payload is None:
                     progress.unchanged(index)
                     yield UNCHANGED
