@@ -544,6 +544,8 @@ def celery_plot(details: dict[str, Any], machine: dict[str, Any], path: Path) ->
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from benchmarks.plot import ceiling_lines
+
     fig, ax = plt.subplots(figsize=(10, 5.5), dpi=110)
     colors = ("tab:green", "tab:purple", "tab:orange", "tab:brown")
     series = details.get("worker_series") or {}
@@ -560,12 +562,7 @@ def celery_plot(details: dict[str, Any], machine: dict[str, Any], path: Path) ->
         ax.plot(moments, [totals[x] for x in moments], "-", color="tab:blue", linewidth=1.8,
                 label="both workers (sum)")
     ceiling = details.get("ceiling", 10_000)
-    ax.axhline(ceiling, color="tab:red", linewidth=1.2, label=f"Starter ceiling: {ceiling:,.0f} items/s")
-    ax.axhline(0.9 * ceiling, color="tab:red", linewidth=1.0, linestyle="--", label="target: 0.90 × ceiling")
-    sustained = details.get("items_per_s_sustained")
-    if sustained:
-        ax.axhline(sustained, color="tab:blue", linewidth=1.0, linestyle=":",
-                   label=f"sustained (10 % to 90 % of the items): {sustained:,.0f}/s")
+    ceiling_lines(ax, ceiling, details.get("items_per_s_sustained"))
     ax.set_xlabel("seconds since the run was triggered")
     ax.set_ylabel("items/s applied by the emulator (2 s window)")
     ax.set_ylim(0, max([ceiling * 1.2] + list(totals.values())) * 1.1)
