@@ -544,7 +544,7 @@ def celery_plot(details: dict[str, Any], machine: dict[str, Any], path: Path) ->
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from benchmarks.plot import ceiling_lines
+    from benchmarks.plot import ceiling_lines, save_plot
 
     fig, ax = plt.subplots(figsize=(10, 5.5), dpi=110)
     colors = ("tab:green", "tab:purple", "tab:orange", "tab:brown")
@@ -571,9 +571,4 @@ def celery_plot(details: dict[str, Any], machine: dict[str, Any], path: Path) ->
                  f"2 workers × concurrency {details.get('concurrency_per_worker')}, Redis broker, PostgreSQL\n"
                  f"{machine.get('nproc')} CPUs ({machine.get('cpu_model')}), {details.get('items', 0):,} items, "
                  f"{details.get('throttled', 0)} × 429 of {details.get('requests', 0):,} requests", fontsize=9)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=8, frameon=False)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_plot(fig, ax, path)

@@ -20,24 +20,22 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from airflow_provider_spotzee.batching import canonical_body, idempotency_key
 from airflow_provider_spotzee.send import (
     EVENTS,
     SUBSCRIPTIONS_BATCH,
     USERS_BATCH,
     Endpoint,
-    Prepared,
-    prepare,
 )
 from airflow_provider_spotzee.transport import TRANSPORT_ENV, TRANSPORTS
 from benchmarks.common import (
-    ITEMS_PER_REQUEST,
     Log,
     Row,
     ScenarioResult,
     emulator,
     expect_items,
     fresh_range,
+    json_baseline,
+    pipeline,
     user,
 )
 from benchmarks.hookrun import run_raw_capacity
@@ -57,26 +55,6 @@ def event(i: int) -> dict[str, Any]:
 def toggle(i: int) -> dict[str, Any]:
     """One subscription toggle of contact ``crm-{i}`` (which must exist in the emulator)."""
     return {"external_id": f"crm-{i:09d}", "subscription_id": 1 + i % 3, "state": i % 3}
-
-
-def _pipeline(endpoint: Endpoint, records: list[dict[str, Any]], start: int) -> int:
-    """validate + serialise (``prepare``), body and key per 100 records, as the send path does."""
-    pending: list[bytes] = []
-    done = 0
-    for index, record in enumerate(records, start):
-        item = prepare(endpoint, index, record)
-        if isinstance(item, Prepared):
-            pending.append(item.body)
-        if len(pending) == ITEMS_PER_REQUEST or index == start + len(records) - 1:
-            idempotency_key(f"bench@{index}", endpoint.method, endpoint.path, canonical_body(pending))
-            done += len(pending)
-            pending = []
-    return done
-
-
-def _dumps(records: list[dict[str, Any]]) -> None:
-    for s in range(0, len(records), ITEMS_PER_REQUEST):
-        json.dumps(records[s:s + ITEMS_PER_REQUEST]).encode()
 
 
 _SYSTEM = [0.0]  # system (kernel) CPU seconds of the last _cpu() call
@@ -158,9 +136,9 @@ def clientcpu(sizes: Sizes, log: Log) -> ScenarioResult:
         for endpoint, make in plans:
             alone_start = fresh_range(n)
             alone_records = [make(i) for i in range(alone_start, alone_start + n)]
-            prep, done = _cpu(partial(_pipeline, endpoint, alone_records, alone_start))
+            prep, done = _cpu(partial(pipeline, alone_records, alone_start, endpoint))
             expect_items(f"clientcpu {endpoint.name}: prepared", done, n)
-            dumps, _ = _cpu(partial(_dumps, alone_records))
+            dumps, _ = _cpu(partial(json_baseline, alone_records))
             row: dict[str, Any] = {"prepare_us_per_item": round(prep / n * 1e6, 2),
                                    "json_dumps_us_per_item": round(dumps / n * 1e6, 2)}
             for kind in TRANSPORTS:

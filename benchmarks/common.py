@@ -21,6 +21,8 @@ import httpx
 import psutil
 
 from airflow_provider_spotzee.api_facts import MAX_BATCH_SIZE
+from airflow_provider_spotzee.batching import canonical_body, idempotency_key
+from airflow_provider_spotzee.send import USERS_BATCH, Endpoint, Prepared, prepare
 from airflow_provider_spotzee.testing import EmulatorConfig, FaultConfig, SpotzeeEmulator, start_emulator
 from airflow_provider_spotzee.testing.crm import SEED_DAY
 
@@ -424,3 +426,30 @@ def quiet_logs() -> None:
 def dump_json(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+
+
+# ------------------------------------------------------------------------------ the client's own work
+
+
+def pipeline(records: list[dict[str, Any]], start: int, endpoint: Endpoint = USERS_BATCH) -> int:
+    """What the send path does per record before the network: validate + serialise, body, key.
+    Returns how many records went into a request body."""
+    pending: list[bytes] = []
+    keys = 0
+    for index, record in enumerate(records, start):
+        item = prepare(endpoint, index, record)
+        if isinstance(item, Prepared):
+            pending.append(item.body)
+        if len(pending) == ITEMS_PER_REQUEST:
+            idempotency_key(f"bench@{index}", endpoint.method, endpoint.path, canonical_body(pending))
+            keys += 1
+            pending = []
+    if pending:
+        idempotency_key("bench@end", endpoint.method, endpoint.path, canonical_body(pending))
+    return keys * ITEMS_PER_REQUEST + len(pending)
+
+
+def json_baseline(records: list[dict[str, Any]]) -> None:
+    """A plain client: ``json.dumps`` of each 100-record batch, encoded."""
+    for s in range(0, len(records), ITEMS_PER_REQUEST):
+        json.dumps(records[s:s + ITEMS_PER_REQUEST]).encode()

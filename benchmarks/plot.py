@@ -18,7 +18,7 @@ SERIES = (
 )
 
 
-def _save(fig: Any, ax: Any, path: Path) -> Path:
+def save_plot(fig: Any, ax: Any, path: Path) -> Path:
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=8, frameon=False)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -51,7 +51,7 @@ def throughput_plot(details: dict[str, Any], machine: dict[str, Any], path: Path
     ax.set_title("POST /users/batch via hook.upsert_users, 50 ms emulator latency\n"
                  f"{machine.get('nproc')} CPUs ({machine.get('cpu_model')}{extra}), Python {machine.get('python')}",
                  fontsize=10)
-    return _save(fig, ax, path)
+    return save_plot(fig, ax, path)
 
 
 def scaleout_plot(details: dict[str, Any], machine: dict[str, Any], path: Path) -> Path:
@@ -71,7 +71,7 @@ def scaleout_plot(details: dict[str, Any], machine: dict[str, Any], path: Path) 
                  f"PostgreSQL metadata DB\n{machine.get('nproc')} CPUs ({machine.get('cpu_model')}), "
                  f"{details.get('items', 0):,} items, {details.get('throttled', 0)} × 429 of "
                  f"{details.get('requests', 0):,} requests", fontsize=10)
-    return _save(fig, ax, path)
+    return save_plot(fig, ax, path)
 
 
 def ceiling_lines(ax: Any, ceiling: float, sustained: float | None) -> None:

@@ -23,7 +23,6 @@ from airflow_provider_spotzee import validation as v
 from airflow_provider_spotzee.api_facts import PLANS
 from airflow_provider_spotzee.batching import canonical_body, idempotency_key
 from airflow_provider_spotzee.models import UserUpsert
-from airflow_provider_spotzee.send import USERS_BATCH, Prepared, prepare
 from benchmarks.celery import celery
 from benchmarks.common import (
     ITEMS_PER_REQUEST,
@@ -36,6 +35,8 @@ from benchmarks.common import (
     emulator,
     expect_items,
     fresh_range,
+    json_baseline,
+    pipeline,
     results_path,
     user,
     users,
@@ -133,36 +134,11 @@ def naive(sizes: Sizes, log: Log) -> ScenarioResult:
 # ------------------------------------------------------------------------------------- 3. CPU/item
 
 
-def _pipeline(records: list[dict[str, Any]], start: int) -> int:
-    """What the send path does per record before the network: validate + serialise, body, key.
-    Returns how many records went into a request body."""
-    pending: list[bytes] = []
-    keys = 0
-    for index, record in enumerate(records, start):
-        item = prepare(USERS_BATCH, index, record)
-        if isinstance(item, Prepared):
-            pending.append(item.body)
-        if len(pending) == ITEMS_PER_REQUEST:
-            body = canonical_body(pending)
-            idempotency_key(f"bench@{index}", "POST", "/users/batch", body)
-            keys += 1
-            pending = []
-    if pending:
-        idempotency_key("bench@end", "POST", "/users/batch", canonical_body(pending))
-    return keys * ITEMS_PER_REQUEST + len(pending)
-
-
-def _json_baseline(records: list[dict[str, Any]]) -> None:
-    """A plain client: ``json.dumps`` of each 100-record batch, encoded."""
-    for s in range(0, len(records), ITEMS_PER_REQUEST):
-        json.dumps(records[s:s + ITEMS_PER_REQUEST]).encode()
-
-
 def _time(fn: Callable[..., Any], *args: Any) -> tuple[float, float]:
     w, c = time.perf_counter(), time.process_time()
     done = fn(*args)
     wall, cpu = time.perf_counter() - w, time.process_time() - c
-    if fn is _pipeline:  # every record (all valid) made it into a body
+    if fn is pipeline:  # every record (all valid) made it into a body
         expect_items("prepare + body + key", done, len(args[0]))
     return wall, cpu
 
@@ -203,7 +179,7 @@ def _profile(n: int) -> tuple[list[dict[str, Any]], str]:
     start, recs = _fresh_records(n)
     profiler = cProfile.Profile()
     profiler.enable()
-    done = _pipeline(recs, start)
+    done = pipeline(recs, start)
     profiler.disable()
     expect_items("profiled prepare + body + key", done, n)
     stats = pstats.Stats(profiler)
@@ -239,17 +215,17 @@ def cpu(sizes: Sizes, log: Log) -> ScenarioResult:
     for r in range(sizes.cpu_rounds):
         log(f"round {r + 1}/{sizes.cpu_rounds}: prepare+body+key vs json.dumps on {sizes.cpu_records:,} fresh records")
         start, recs = _fresh_records(sizes.cpu_records)
-        pw, pc = _time(_pipeline, recs, start)
-        jw, jc = _time(_json_baseline, recs)
+        pw, pc = _time(pipeline, recs, start)
+        jw, jc = _time(json_baseline, recs)
         rounds.append({"pipeline_us_wall": pw / len(recs) * 1e6, "pipeline_us_cpu": pc / len(recs) * 1e6,
                        "json_us_wall": jw / len(recs) * 1e6, "json_us_cpu": jc / len(recs) * 1e6})
     pipe = statistics.median(r["pipeline_us_cpu"] for r in rounds)
     base = statistics.median(r["json_us_cpu"] for r in rounds)
     log("repeating values (cache hits), components, cProfile")
     start, recs = _fresh_records(sizes.cpu_records, distinct=1000)
-    _pipeline(recs[:2000], start)  # warm the caches
-    _, hot = _time(_pipeline, recs, start)
-    _, hot_json = _time(_json_baseline, recs)
+    pipeline(recs[:2000], start)  # warm the caches
+    _, hot = _time(pipeline, recs, start)
+    _, hot_json = _time(json_baseline, recs)
     components = _components(max(1000, sizes.cpu_records // 10))
     profile, text = _profile(sizes.cpu_profile_records)
     results_path("cpu_profile.txt").write_text(text)
@@ -539,7 +515,7 @@ def netprofile(sizes: Sizes, log: Log) -> ScenarioResult:
     out = ScenarioResult()
     n = sizes.netprofile_users
     start, recs = _fresh_records(min(n, 20_000))
-    _, prep = _time(_pipeline, recs, start)
+    _, prep = _time(pipeline, recs, start)
     prep_us = prep / len(recs) * 1e6
     log(f"hook.upsert_users on {n:,} unique users, unprofiled then profiled (Professional, 50 ms)")
     with emulator("professional", latency_ms=LATENCY_MS) as emu:
