@@ -634,3 +634,7 @@ SCENARIOS = {
 from benchmarks.clientcpu import clientcpu  # issue 19's scenario, in its own module
 
 SCENARIOS["clientcpu"] = clientcpu
+
+from benchmarks.emulatorcpu import emulatorcpu  # issue 19: the emulator's own CPU per item
+
+SCENARIOS["emulatorcpu"] = emulatorcpu
