@@ -19,10 +19,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from msgspec import UNSET
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_json
 
 from airflow_provider_spotzee import validation as v
+from airflow_provider_spotzee.answers import UnusableAnswer, read_item_answers
 from airflow_provider_spotzee.api_facts import MAX_BATCH_SIZE, TRANSIENT_ITEM_CODES
 from airflow_provider_spotzee.batching import (
     canonical_body,
@@ -181,28 +183,6 @@ def _failure(item: Prepared, stage: str, code: str, message: str) -> ItemFailure
                        subscription_id=item.subscription_id, stage=stage, code=code, message=message)  # type: ignore[arg-type]
 
 
-class _ResponseInvalid(Exception):
-    pass
-
-
-def _item_results(batch: list[Prepared], payload: Any) -> list[dict[str, Any]]:
-    """Check a per-item answer matches the request one to one; never trust it blindly."""
-    if not isinstance(payload, dict) or not isinstance(payload.get("results"), list):
-        raise _ResponseInvalid("response has no 'results' list")
-    results = payload["results"]
-    if len(results) != len(batch):
-        raise _ResponseInvalid(f"response has {len(results)} results for {len(batch)} items")
-    for position, (item, result) in enumerate(zip(batch, results)):
-        if not isinstance(result, dict) or result.get("index") != position:
-            raise _ResponseInvalid(f"result {position} has a wrong or missing index")
-        returned = result.get("external_id")
-        if item.external_id is not None and returned is not None and returned != item.external_id:
-            raise _ResponseInvalid(f"result {position} names a different contact")
-        if "error" not in result and "contact" not in result and "state" not in result:
-            raise _ResponseInvalid(f"result {position} has neither an outcome nor an error")
-    return results
-
-
 @dataclass
 class _Run:
     endpoint: Endpoint
@@ -240,20 +220,19 @@ class _Run:
             self.result.replayed_items += len(batch) if response.replayed else 0
             return
         try:
-            results = _item_results(batch, response.json())
-        except (ValueError, UnicodeDecodeError, _ResponseInvalid) as exc:
-            reason = str(exc) if isinstance(exc, _ResponseInvalid) else "response body is not JSON"
-            self._dead_letter(batch, RESPONSE_INVALID, f"unusable answer from Spotzee ({reason}); nothing assumed sent")
+            answers = read_item_answers(response.body, [item.external_id for item in batch])
+        except UnusableAnswer as exc:
+            self._dead_letter(batch, RESPONSE_INVALID, f"unusable answer from Spotzee ({exc}); nothing assumed sent")
             return
         transient: list[Prepared] = []
         succeeded = 0  # (counted here and added once: every assignment to a pydantic model field is a call)
         keep_contacts = self.collect_contacts and endpoint.returns_contacts
-        for item, outcome in zip(batch, results):
-            error = outcome.get("error")
-            if error is None:
+        for item, answer in zip(batch, answers):
+            error = answer.error
+            if error is None or error is UNSET:
                 succeeded += 1
-                if keep_contacts and isinstance(outcome.get("contact"), dict):
-                    self.result.contacts.append(Contact.model_validate(outcome["contact"]))
+                if keep_contacts and isinstance(contact := answer.contact_dict(), dict):
+                    self.result.contacts.append(Contact.model_validate(contact))
                 continue
             code = str(error.get("code") or "unknown_error") if isinstance(error, dict) else "unknown_error"
             message = str(error.get("message") or "")[:500] if isinstance(error, dict) else ""
