@@ -74,10 +74,15 @@ def upsert_batch(st: EmulatorState, items: list[Any], req: Request) -> Result:
     results = []
     failed = 0
     for index, raw in enumerate(items):
-        external_id, anonymous_id = parse.echo_identity(raw)
         try:
             item = parse.upsert_item(raw)
-            external_id, anonymous_id = item[0], item[1]
+        except FieldError as exc:  # an invalid item is named by its ids as sent
+            failed += 1
+            external_id, anonymous_id = parse.echo_identity(raw)
+            results.append(_item_error(index, external_id, anonymous_id, exc))
+            continue
+        external_id, anonymous_id = item[0], item[1]
+        try:
             if faults.item_error():
                 st.stats.faults["item_error"] += 1
                 raise _injected_item_error()
@@ -265,12 +270,19 @@ def subscriptions_batch(st: EmulatorState, items: list[Any], req: Request) -> Re
     results = []
     failed = 0
     for index, raw in enumerate(items):
-        external_id, anonymous_id = parse.echo_identity(raw)
-        sid = state = None
-        if isinstance(raw, dict):
-            sid, state = _int_or_none(raw.get("subscription_id")), _int_or_none(raw.get("state"))
         try:
             sid, state, external_id, anonymous_id = parse.subscription_batch_item(raw)
+        except FieldError as exc:  # an invalid item is named by its ids (and toggle) as sent
+            failed += 1
+            external_id, anonymous_id = parse.echo_identity(raw)
+            sent_sid = sent_state = None
+            if isinstance(raw, dict):
+                sent_sid, sent_state = _int_or_none(raw.get("subscription_id")), _int_or_none(raw.get("state"))
+            results.append(
+                _item_error(index, external_id, anonymous_id, exc, subscription_id=sent_sid, state=sent_state)
+            )
+            continue
+        try:
             c: Contact | None = st.contacts.find(external_id, anonymous_id)
             if c is None:
                 raise FieldError(

@@ -11,6 +11,9 @@ import hashlib
 import json
 from typing import Any
 
+import msgspec
+
+_encode_sorted = msgspec.json.Encoder(order="sorted").encode
 _EVENT_FIELDS = (
     "seq",
     "name",
@@ -45,14 +48,17 @@ def event_fingerprint(
     created_at: str | None,
     data: dict[str, Any] | None,
 ) -> bytes:
-    """Identity of an event for duplicate detection: name, ids, created_at (as sent) and data."""
-    blob = json.dumps(
-        [name, external_id, anonymous_id, created_at, data or {}],
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
-    return hashlib.blake2b(blob.encode(), digest_size=12).digest()
+    """Identity of an event for duplicate detection: name, ids, created_at (as sent) and data.
+
+    Two events are the same when their JSON (keys sorted) is the same text. msgspec writes it (sorted
+    keys, compact); a value it refuses (a lone surrogate) goes the stdlib way, as before. Either writing
+    tells the same events apart: the same values always take the same way and give the same text."""
+    value = [name, external_id, anonymous_id, created_at, data or {}]
+    try:
+        blob = _encode_sorted(value)
+    except (TypeError, ValueError, OverflowError):
+        blob = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return hashlib.blake2b(blob, digest_size=12).digest()
 
 
 class Ledger:
