@@ -585,15 +585,39 @@ class SpotzeeTransport:
         write = method.upper() != "GET"
         pacer = self.write_pacer if write else self.read_pacer
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
-        retrying = AsyncRetrying(
-            retry=self._should_retry,
-            stop=self._should_stop,
-            wait=_Backoff(self.config.max_wait, self._rng),
-            before_sleep=self._count_retry,
-            retry_error_callback=lambda state: self._give_up(method, path, state),
-        )
-        response: ApiResponse = await retrying(self._once, method, path, body, headers, params, pacer)
-        decision = classify(response)
+        # The first attempt is made here, and tenacity is set up only when it must be retried (most
+        # requests need no retry, and tenacity's async machinery costs ~1 µs an item). It then starts from
+        # that outcome, as if it had made the attempt itself: the same stops, waits and counters.
+        first: ApiResponse | Exception
+        try:
+            first = await self._once(method, path, body, headers, params, pacer)
+        except Exception as exc:  # noqa: BLE001 - classified below, exactly as tenacity would see it
+            first = exc
+        decision = classify(first)
+        if decision.retry:
+            retrying = AsyncRetrying(
+                retry=self._should_retry,
+                stop=self._should_stop,
+                wait=_Backoff(self.config.max_wait, self._rng),
+                before_sleep=self._count_retry,
+                retry_error_callback=lambda state: self._give_up(method, path, state),
+            )
+            replay: list[ApiResponse | Exception] = [first]
+
+            async def attempt() -> ApiResponse:
+                if replay:  # tenacity's attempt 1: the outcome of the attempt made above
+                    outcome = replay.pop()
+                    if isinstance(outcome, Exception):
+                        raise outcome
+                    return outcome
+                return await self._once(method, path, body, headers, params, pacer)
+
+            response: ApiResponse = await retrying(attempt)
+            decision = classify(response)
+        elif isinstance(first, Exception):
+            raise first
+        else:
+            response = first
         if decision.fatal:
             raise self._fatal(method, path, response, decision)
         return response
