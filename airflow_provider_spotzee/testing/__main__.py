@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from uvicorn.config import LOGGING_CONFIG
 
+from airflow_provider_spotzee.testing import items
 from airflow_provider_spotzee.testing.app import ADMIN_PREFIX, API_PREFIX, create_app
 from airflow_provider_spotzee.testing.config import (
     CURRENT_VERSION,
@@ -112,6 +114,23 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
     )
 
 
+def warm_up() -> None:
+    """Load what the first request would otherwise load (the validators import email-validator,
+    phonenumbers and langcodes on first use: ~0.2 s of CPU), then move everything alive now out of the
+    cyclic garbage collector's sight (``gc.freeze``): the import-time heap never becomes garbage, and a
+    full collection then only walks the emulator's own state."""
+    items.upsert_item(
+        {"external_id": "warm-up", "email": "warm.up@example.com", "phone": "+61400000000",
+         "timezone": "Europe/London", "locale": "en-GB", "data": {"k": 1.5}}
+    )
+    items.event_item({"name": "warm_up", "external_id": "warm-up", "created_at": "2026-01-01T00:00:00Z"})
+    gc.collect()
+    gc.freeze()
+    # A collection every 20,000 (not 700) more live objects: a request holds a few hundred while it is
+    # handled, so the default ran one every few requests (~1 µs of CPU per item); cycles are rare here.
+    gc.set_threshold(20_000, 10, 10)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -124,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     port = sock.getsockname()[1]
     root = root_url(args.host, port)
     server = QuietServer(uvicorn_config(create_app(config), args.host, log_config=LOGGING_CONFIG))
+    warm_up()
 
     def stop() -> None:
         server.should_exit = True
