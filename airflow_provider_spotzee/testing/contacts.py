@@ -9,7 +9,6 @@ million contacts, and cursors stay stable across inserts, updates and merges.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable
 from typing import Any
 
 from airflow_provider_spotzee.validation import PARAMETER_INVALID_FORMAT, FieldError
@@ -93,11 +92,18 @@ class _OrderIndex:
         self.seqs.append(seq)
         self.ids.append(cid)
 
-    def compact_if_needed(self, live: Callable[[int, int], Contact | None]) -> None:
+    def compact_if_needed(self, by_id: dict[int, Contact], updates: bool) -> None:
+        """Drop the stale entries once they are over half of the index (amortised O(1) per entry): an
+        entry lives while its contact does (and, in the ``updates`` index, while its seq is the contact's
+        latest). Only positions are collected (ints, no tuples that would wake the garbage collector)."""
         if self.stale > 1024 and self.stale * 2 > len(self.seqs):
-            pairs = [(s, i) for s, i in zip(self.seqs, self.ids) if live(s, i) is not None]
-            self.seqs = [s for s, _ in pairs]
-            self.ids = [i for _, i in pairs]
+            seqs, ids, get = self.seqs, self.ids, by_id.get
+            if updates:
+                keep = [k for k, cid in enumerate(ids) if (c := get(cid)) is not None and c.useq == seqs[k]]
+            else:
+                keep = [k for k, cid in enumerate(ids) if cid in by_id]
+            self.seqs = [seqs[k] for k in keep]
+            self.ids = [ids[k] for k in keep]
             self.stale = 0
 
 
@@ -251,7 +257,7 @@ class ContactStore:
         c.useq = self._useq
         self._upd_index.append(self._useq, c.id)
         if self._upd_index.stale > 1024:
-            self._upd_index.compact_if_needed(self._live_upd)
+            self._upd_index.compact_if_needed(self.by_id, True)
 
     def count_upsert(self, c: Contact) -> None:
         c.upserts += 1
@@ -293,7 +299,7 @@ class ContactStore:
             index, live = self._upd_index, self._live_upd
         else:
             index, live = self._id_index, self._live_id
-        index.compact_if_needed(live)
+        index.compact_if_needed(self.by_id, field == "updated_at")
         seqs, ids = index.seqs, index.ids
         up = descending == backward  # walk the ascending index upwards?
         if position is None:

@@ -133,3 +133,32 @@ def test_invalid_list_parameters(client, emulator):
         assert_problem(client.get("/users", params=params), 400, "parameter_invalid_format")
     assert client.get("/users", params={"limit": 100}).status_code == 200
     assert client.get("/users", params={"limit": 1}).status_code == 200
+
+
+def test_order_indexes_compact_and_keep_their_order():
+    """Past 1,024 stale entries (and over half the index) both order indexes are compacted; listings by id
+    and by updated_at stay exactly what a full sort of the live contacts gives."""
+    from airflow_provider_spotzee.testing.contacts import ContactStore
+
+    store = ContactStore()
+    for i in range(2000):
+        c, _ = store.identify(f"c-{i}", None, "t0")
+        store.touch(c, "t0")
+    for i in range(2100):  # anonymous contacts merged into known ones: stale entries in both indexes
+        a, _ = store.identify(None, f"anon-{i}", "t1")
+        store.touch(a, "t1")
+        store.identify(f"c-{i % 2000}", f"anon-{i}", "t1")
+    for rnd in range(2):
+        for i in range(1999, -1, -2):  # every other contact updated twice, in reverse order
+            store.touch(store.by_external[f"c-{i}"], f"t{2 + rnd}")
+    assert len(store._upd_index.seqs) < 2000 + 2100 + 2000  # compacted on the way (stale: under half)
+    live = list(store.by_id.values())
+    assert len(live) == 2000
+    by_update = sorted(live, key=lambda c: c.useq)
+    got, more = store.scan("updated_at", False, None, False, 5000, None)
+    assert [c.id for c in got] == [c.id for c in by_update] and not more
+    got, _ = store.scan("updated_at", True, None, False, 10, None)
+    assert [c.id for c in got] == [c.id for c in reversed(by_update)][:10]
+    got, _ = store.scan("id", True, None, True, 5000, None)
+    assert [c.id for c in got] == sorted((c.id for c in live), reverse=True)
+    assert store._id_index.seqs == sorted(c.id for c in live)  # the 2,100 merged-away contacts dropped
