@@ -74,6 +74,12 @@ _USER_RULES: dict[str, Callable[[Any], Any]] = {
 }
 
 
+#: The same, by name: (position in field order, name, rule).
+_USER_FIELDS: dict[str, tuple[int, str, Callable[[Any], Any]]] = {
+    name: (rank, name, rule) for rank, (name, rule) in enumerate(_USER_RULES.items())}
+_DATA_RANK = _USER_FIELDS["data"][0]
+
+
 def user_upsert_fields(record: dict[str, Any]) -> dict[str, Any] | None:
     """The fields ``UserUpsert.model_validate(record)`` holds (``None`` ones left out, in field order),
     computed with the very same rules but without building a model: the fast path of ``send.prepare``.
@@ -81,21 +87,35 @@ def user_upsert_fields(record: dict[str, Any]) -> dict[str, Any] | None:
     ``None`` when this cannot decide: an unknown key, a record without identity, or any rule failing.
     The model then validates the record and words the error, so the fast path only ever accepts what
     the model accepts, with the same values (tests/unit/test_fast_path.py).
+
+    It walks the record's own keys (fewer than the model's fields, and one lookup each), and puts them in
+    field order only when the record had them in another order.
     """
-    if not record.keys() <= _USER_RULES.keys() or type(record.get("data")) not in (dict, type(None)):
-        return None
     fields: dict[str, Any] = {}
+    last = -1
+    in_order = True
     try:
-        for name, rule in _USER_RULES.items():
-            value = record.get(name)
-            if value is not None:  # every rule maps None to None
-                value = rule(value)
-                if value is not None:
-                    fields[name] = value
+        for key, value in record.items():
+            known = _USER_FIELDS.get(key)
+            if known is None:
+                return None
+            rank, name, rule = known
+            if rank < last:
+                in_order = False
+            last = rank
+            if value is None:  # every rule maps None to None
+                continue
+            if rank == _DATA_RANK and type(value) is not dict:
+                return None
+            value = rule(value)
+            if value is not None:
+                fields[name] = value
     except Exception:  # noqa: BLE001 - a failing rule is the model's to report, exactly as it does today
         return None
     if "external_id" not in fields and "anonymous_id" not in fields:
         return None
+    if not in_order:
+        fields = {name: fields[name] for name in _USER_RULES if name in fields}
     return fields
 
 

@@ -221,13 +221,19 @@ def _phone_e164(digits: str) -> str | None:
 _PHONE_IMPOSSIBLE = "is not a possible phone number for its country"
 
 
-@lru_cache(maxsize=_CACHE)
 def _phone(value: str) -> str:
+    """E.164 input is read directly (and not cached: numbers seldom repeat); anything else is parsed by
+    phonenumbers, once per distinct value."""
     strict = _E164.fullmatch(value)
     if strict is not None:
         fast = _phone_e164(strict.group(1))
         if fast is not None:
             return fast
+    return _phone_parsed(value)
+
+
+@lru_cache(maxsize=_CACHE)
+def _phone_parsed(value: str) -> str:
     import phonenumbers
 
     try:

@@ -182,7 +182,7 @@ def test_phone_fast_path_agrees_with_the_full_parser():
     for _ in range(30_000):
         text = f"+{rng.choice(codes)}{rng.randint(0, 9)}{rng.randint(0, 10 ** rng.randint(3, 12))}"
         try:
-            ours = v._phone.__wrapped__(text)
+            ours = v._phone(text)  # (the fast path, uncached; else the parser)
         except v.FieldError:
             ours = None
         assert ours == _reference_phone(text), text
