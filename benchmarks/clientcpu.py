@@ -4,7 +4,8 @@ items/s of one ``hook.upsert_users`` against the 50k ceiling and the emulator al
 
 Every figure is process CPU time of this (the client's) process: the emulator runs in its own process, so
 its speed does not count. Records are built before the clock starts (their generation is not the client's
-work). ``python -m benchmarks --only clientcpu``; ``python -m benchmarks.clientcpu`` runs it alone and
+work). A busy neighbour on the VM only ever adds time, so each send is made twice and the lesser CPU kept,
+and the validate-alone and json.dumps figures are the least of 5 interleaved rounds. ``python -m benchmarks --only clientcpu``; ``python -m benchmarks.clientcpu`` runs it alone and
 prints the rows.
 """
 
@@ -45,6 +46,8 @@ LATENCY_MS = 50.0
 TARGET_US = 12.0
 #: Rounds of validate + serialise + key alone and of json.dumps, interleaved; the least of each is kept.
 ALONE_ROUNDS = 5
+#: Sends per endpoint and transport; the one that took the least CPU is reported.
+SEND_ROUNDS = 2
 
 
 def event(i: int) -> dict[str, Any]:
@@ -164,9 +167,13 @@ def clientcpu(sizes: Sizes, log: Log) -> ScenarioResult:
                 # (users: fresh ones per transport; events and toggles: of the contacts the first made)
                 start = first if endpoint is not USERS_BATCH or kind == TRANSPORTS[0] else fresh_range(n)
                 records = [make(i) for i in range(start, start + n)]
-                log(f"{endpoint.name}: {n:,} items through hook.asend on {kind} (Professional, {LATENCY_MS:.0f} ms)")
-                sent_cpu, result, _ = _send(endpoint, records, f"bench-cpu-{endpoint.name}-{kind}", monitor=False,
-                                            transport=kind)
+                sends = []
+                for round_no in range(SEND_ROUNDS):  # (users: round 2 updates round 1's contacts)
+                    log(f"{endpoint.name}: {n:,} items through hook.asend on {kind} (Professional, "
+                        f"{LATENCY_MS:.0f} ms), round {round_no + 1}")
+                    sends.append(_send(endpoint, records, f"bench-cpu-{endpoint.name}-{kind}-{round_no}",
+                                       monitor=False, transport=kind) + (_SYSTEM[0],))
+                sent_cpu, result, _, _SYSTEM[0] = min(sends, key=lambda one: one[0])
                 row[kind] = {"send_us_per_item": round(sent_cpu / n * 1e6, 2),
                              "of_it_system_us_per_item": round(_SYSTEM[0] / n * 1e6, 2),
                              "items_per_s": round(n / result.elapsed_seconds, 1), "requests": result.requests,
