@@ -132,17 +132,18 @@ _encode = msgspec.json.Encoder().encode
 
 def dump_json(value: Any) -> bytes:
     """``json.dumps(value, separators=(",", ":")).encode()``, by msgspec when the answer is plain ASCII
-    (the common case; several times faster). Otherwise (non-ASCII text, which ``json.dumps`` escapes, or
-    anything msgspec refuses) the stdlib writes it, so the bytes are the same as ever. Floats are the one
-    difference: beyond ``1e16`` or under ``1e-4`` msgspec writes ``1e16`` / ``0.00001`` where the stdlib
-    writes ``1e+16`` / ``1e-05`` (the same number)."""
+    (the common case; several times faster; ``value`` may hold msgspec structs such as
+    :class:`~airflow_provider_spotzee.testing.contacts.ContactView`). Otherwise (non-ASCII text, which
+    ``json.dumps`` escapes, or anything msgspec refuses) the stdlib writes it, so the bytes are the same as
+    ever. Floats are the one difference: beyond ``1e16`` or under ``1e-4`` msgspec writes ``1e16`` /
+    ``0.00001`` where the stdlib writes ``1e+16`` / ``1e-05`` (the same number)."""
     try:
         out = _encode(value)
         if out.isascii():
             return out
     except (TypeError, ValueError, OverflowError):  # e.g. a lone surrogate the stdlib parser let in
         pass
-    return json.dumps(value, separators=(",", ":")).encode()
+    return json.dumps(msgspec.to_builtins(value), separators=(",", ":")).encode()
 
 
 def parse_items(body: bytes) -> list[Any]:

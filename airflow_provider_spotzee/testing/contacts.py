@@ -11,11 +11,34 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from typing import Any
 
+import msgspec
+
 from airflow_provider_spotzee.validation import PARAMETER_INVALID_FORMAT, FieldError
 
 PROFILE_FIELDS = ("email", "phone", "timezone", "locale")
 
 SORT_FIELDS = ("id", "created_at", "updated_at")
+
+
+class ContactView(msgspec.Struct, gc=False):
+    """A contact as the API shows it: these keys, in this order. Written straight to JSON by msgspec (a
+    quarter of what building and writing a dict costs) and not tracked by the garbage collector (a view
+    holds no cycle; an answer of 100 contacts makes 100 of them)."""
+
+    id: int
+    project_id: int
+    external_id: str | None
+    created_at: str
+    updated_at: str
+    anonymous_id: str | None
+    email: str | None
+    phone: str | None
+    timezone: str | None
+    locale: str | None
+    data: dict[str, Any]
+    has_push_device: bool
+    devices: list[Any]
+    subscriptions: dict[str, int]
 
 
 class Contact:
@@ -52,24 +75,30 @@ class Contact:
         self.useq = 0
         self.upserts = 0
 
-    def to_dict(self, project_id: int) -> dict[str, Any]:
+    def view(self, project_id: int) -> ContactView:
+        """The contact as the API shows it now (its own copy of ``data``: a later write in the same request
+        does not change an answer already made)."""
         subs = self.subscriptions
-        return {
-            "id": self.id,
-            "project_id": project_id,
-            "external_id": self.external_id,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-            "anonymous_id": self.anonymous_id,
-            "email": self.email,
-            "phone": self.phone,
-            "timezone": self.timezone,
-            "locale": self.locale,
-            "data": dict(self.data),
-            "has_push_device": False,
-            "devices": [],
-            "subscriptions": {str(k): v for k, v in subs.items()} if subs else {},
-        }
+        return ContactView(
+            self.id,
+            project_id,
+            self.external_id,
+            self.created_at,
+            self.updated_at,
+            self.anonymous_id,
+            self.email,
+            self.phone,
+            self.timezone,
+            self.locale,
+            dict(self.data),
+            False,
+            [],
+            {str(k): v for k, v in subs.items()} if subs else {},
+        )
+
+    def to_dict(self, project_id: int) -> dict[str, Any]:
+        """:meth:`view` as a plain dict (same keys, same order)."""
+        return msgspec.structs.asdict(self.view(project_id))
 
     def matches(self, q: str) -> bool:
         for value in (self.external_id, self.email, self.phone, self.anonymous_id):

@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
+import msgspec
+
 from airflow_provider_spotzee.api_facts import MAX_BATCH_SIZE
 from airflow_provider_spotzee.testing import items as parse
 from airflow_provider_spotzee.testing.clock import iso
-from airflow_provider_spotzee.testing.contacts import SORT_FIELDS, Contact
+from airflow_provider_spotzee.testing.contacts import SORT_FIELDS, Contact, ContactView
 from airflow_provider_spotzee.testing.problems import ApiError
 from airflow_provider_spotzee.testing.state import EmulatorState
 from airflow_provider_spotzee.validation import PARAMETER_INVALID_FORMAT, FieldError
@@ -28,6 +30,15 @@ INTERNAL_ERROR = "internal_error"
 
 DEFAULT_LIMIT = 25
 MAX_LIMIT = MAX_BATCH_SIZE
+
+
+class UpsertResult(msgspec.Struct, gc=False):
+    """One applied item of ``POST /users/batch`` (a failed one is a dict with ``error``)."""
+
+    index: int
+    external_id: str | None
+    anonymous_id: str | None
+    contact: ContactView
 
 
 @dataclass(slots=True)
@@ -71,7 +82,7 @@ def upsert_batch(st: EmulatorState, items: list[Any], req: Request) -> Result:
     ts = iso(req.now)
     project_id = st.config.project_id
     faults = st.faults
-    results = []
+    results: list[UpsertResult | dict[str, Any]] = []
     failed = 0
     for index, raw in enumerate(items):
         try:
@@ -91,14 +102,7 @@ def upsert_batch(st: EmulatorState, items: list[Any], req: Request) -> Result:
             failed += 1
             results.append(_item_error(index, external_id, anonymous_id, exc))
             continue
-        results.append(
-            {
-                "index": index,
-                "external_id": external_id,
-                "anonymous_id": anonymous_id,
-                "contact": c.to_dict(project_id),
-            }
-        )
+        results.append(UpsertResult(index, external_id, anonymous_id, c.view(project_id)))
     return 200, {"results": results, "succeeded": len(items) - failed, "failed": failed}, []
 
 
@@ -106,7 +110,7 @@ def get_user(st: EmulatorState, req: Request) -> Result:
     c = st.contacts.resolve(req.user_id or "", st.config.numeric_user_ids_first)
     if c is None:
         raise ApiError(RESOURCE_MISSING, "No contact with that id or external_id.")
-    return 200, c.to_dict(st.config.project_id), []
+    return 200, c.view(st.config.project_id), []
 
 
 # -- GET /users: cursor pagination ------------------------------------------------------------------------
@@ -213,7 +217,7 @@ def list_users(st: EmulatorState, req: Request) -> Result:
             prev_cursor = _encode_cursor(field, desc, first_seq, True, page, q, limit)
     project_id = st.config.project_id
     body = {
-        "results": [c.to_dict(project_id) for c in found],
+        "results": [c.view(project_id) for c in found],
         "nextCursor": next_cursor,
         "prevCursor": prev_cursor,
         "limit": limit,
@@ -256,7 +260,7 @@ def toggle_user_subscriptions(st: EmulatorState, items: list[Any], req: Request)
         changed |= st.toggle(c, subscription_id, state, req.endpoint, req.idempotency_key, ts)
     if changed:
         st.contacts.touch(c, ts)
-    return 200, c.to_dict(st.config.project_id), []
+    return 200, c.view(st.config.project_id), []
 
 
 def _int_or_none(value: Any) -> int | None:
