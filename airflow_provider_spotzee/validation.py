@@ -51,6 +51,16 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 def identifier(field: str, value: Any) -> str | None:
     """An ``external_id`` / ``anonymous_id``: a non-empty string (numbers are accepted and stringified)."""
+    # The common case in one test: a printable str (so no control characters, and no whitespace but the
+    # ASCII space) that does not start or end with a space is its own result.
+    if (type(value) is str and 0 < len(value) <= MAX_IDENTIFIER_LEN and value.isprintable()
+            and value[0] != " " and value[-1] != " "):
+        return value
+    return _identifier(field, value)
+
+
+def _identifier(field: str, value: Any) -> str | None:
+    """:func:`identifier`, every case."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (str, int)):

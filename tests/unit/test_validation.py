@@ -213,3 +213,27 @@ def test_email_fast_path_agrees_with_email_validator():
         except v.FieldError:
             reference = None
         assert ours == reference, address
+
+
+def _identifier_outcome(fn, value):
+    try:
+        return fn("external_id", value)
+    except v.FieldError as exc:
+        return (exc.code, exc.message)
+
+
+def test_identifier_fast_check_agrees_with_every_case():
+    """The one-test fast path of ``identifier`` gives what its full rules give, for any text."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    edges = st.sampled_from([" ", "\t", "\n", "\x00", "\x7f", "\x85", "\u00a0", "\u2028", "\u3000", "\ufeff",
+                             "\u200b", "é", "𝔘", "a" * v.MAX_IDENTIFIER_LEN, "\ud800"])
+    texts = st.lists(st.one_of(st.text(max_size=3), edges), max_size=4).map("".join)
+
+    @settings(max_examples=3000, deadline=None)
+    @given(st.one_of(texts, st.integers(), st.none(), st.booleans()))
+    def agree(value):
+        assert _identifier_outcome(v.identifier, value) == _identifier_outcome(v._identifier, value)
+
+    agree()
