@@ -41,39 +41,25 @@ class ContactView(msgspec.Struct, gc=False):
     subscriptions: dict[str, int]
 
 
-class Contact:
-    __slots__ = (
-        "anon_ids",
-        "anonymous_id",
-        "created_at",
-        "data",
-        "email",
-        "external_id",
-        "id",
-        "locale",
-        "phone",
-        "subscriptions",
-        "timezone",
-        "updated_at",
-        "upserts",
-        "useq",
-    )
+class Contact(msgspec.Struct, gc=False, eq=False):
+    """A stored contact (compared by identity). Not tracked by the cyclic garbage collector: it holds only
+    text, numbers and JSON trees, so no cycle can run through it, and a store of many contacts would
+    otherwise be walked by every full collection."""
 
-    def __init__(self, cid: int, external_id: str | None, anonymous_id: str | None, ts: str) -> None:
-        self.id = cid
-        self.external_id = external_id
-        self.anonymous_id = anonymous_id
-        self.anon_ids: list[str] | None = None  # every linked anonymous id, once there is more than one
-        self.email: str | None = None
-        self.phone: str | None = None
-        self.timezone: str | None = None
-        self.locale: str | None = None
-        self.data: dict[str, Any] = {}
-        self.subscriptions: dict[int, int] | None = None
-        self.created_at = ts
-        self.updated_at = ts
-        self.useq = 0
-        self.upserts = 0
+    id: int
+    external_id: str | None
+    anonymous_id: str | None
+    created_at: str
+    updated_at: str
+    anon_ids: list[str] | None = None  # every linked anonymous id, once there is more than one
+    email: str | None = None
+    phone: str | None = None
+    timezone: str | None = None
+    locale: str | None = None
+    data: dict[str, Any] = msgspec.field(default_factory=dict)
+    subscriptions: dict[int, int] | None = None
+    useq: int = 0
+    upserts: int = 0
 
     def view(self, project_id: int) -> ContactView:
         """The contact as the API shows it now (its own copy of ``data``: a later write in the same request
@@ -179,7 +165,7 @@ class ContactStore:
 
     # -- writes --------------------------------------------------------------------------------------
     def _create(self, external_id: str | None, anonymous_id: str | None, ts: str) -> Contact:
-        c = Contact(self._next_id, external_id, anonymous_id, ts)
+        c = Contact(self._next_id, external_id, anonymous_id, ts, ts)
         self._next_id += 1
         self.by_id[c.id] = c
         if external_id is not None:
