@@ -232,11 +232,11 @@ class SpotzeeSyncOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         started_at = dt.datetime.now(dt.UTC)
+        path = self._failures_path(context)  # the run's failures so far (earlier tries' included)
         try:
-            summary, verdict = self._sync(context)
+            summary, verdict = self._sync(context, path)
         except BaseException as exc:
             self._error = exc
-            path = self._failures_path(context)  # the run's failures so far (earlier tries' included)
             self._record_history(context, {"failures_path": path} if open_path(path).exists() else None,
                                  type(exc).__name__, started_at)
             raise
@@ -250,8 +250,9 @@ class SpotzeeSyncOperator(BaseOperator):
         self._emit_asset_event(context, summary)
         return summary
 
-    def _sync(self, context: Any) -> tuple[dict[str, Any], BaseException | None]:
-        """One try: the summary, and the exception that fails the task (``None``: it succeeds)."""
+    def _sync(self, context: Any, path: str) -> tuple[dict[str, Any], BaseException | None]:
+        """One try, its failures filed at ``path``: the summary, and the exception that fails the task
+        (``None``: it succeeds)."""
         started = time.monotonic()
         namespace = self._namespace(context)
         checkpoints = Checkpointer(context.get("task_state_store"), namespace, self.checkpoint_every_seconds,
@@ -260,7 +261,6 @@ class SpotzeeSyncOperator(BaseOperator):
         if resume:
             self.log.info("Resuming after checkpoint: %d records already final (%s)", resume.start_index,
                           resume.counts)
-        path = self._failures_path(context)
         target = open_path(path)
         with ExitStack() as stack:
             spill = stack.enter_context(FailureSpill(target, resume.start_index if resume else 0,

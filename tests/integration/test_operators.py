@@ -150,6 +150,17 @@ def test_unreachable_source_fails_clearly_and_sends_nothing(hook, emulator, monk
     assert emulator.stats()["requests_total"] == 0
 
 
+def test_a_failing_try_on_a_multi_host_executor_warns_once_about_a_local_failure_file(
+        hook, emulator, crm, capsys, monkeypatch):
+    """Without [spotzee] failures_base on an executor whose retries may land on another host, the local
+    failure file is worth one warning per try, also when the try fails (it used to be worked out twice)."""
+    monkeypatch.setenv("AIRFLOW__CORE__EXECUTOR", "CeleryExecutor")
+    monkeypatch.delenv("AIRFLOW__SPOTZEE__FAILURES_BASE", raising=False)
+    with pytest.raises(SpotzeeConfigError, match="has no column"):
+        op(key_column="no_such_column").execute(context())
+    assert capsys.readouterr().out.count("may run a retry on another worker") == 1
+
+
 def test_sql_error_mid_stream_keeps_committed_batches_and_the_retry_resumes(hook, emulator, crm):
     add(crm, rows(400))
     broken = ("SELECT *, CASE WHEN pk > 250 THEN abs(-9223372036854775807 - 1) ELSE 0 END AS boom FROM customers")
