@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import os
 import resource
 import time
@@ -37,6 +36,7 @@ from benchmarks.common import (
     fresh_range,
     json_baseline,
     pipeline,
+    run_alone,
     user,
 )
 from benchmarks.hookrun import run_raw_capacity
@@ -226,19 +226,4 @@ def clientcpu(sizes: Sizes, log: Log) -> ScenarioResult:
 
 
 if __name__ == "__main__":
-    import argparse
-    import sys
-
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    from benchmarks.common import stop_shared_emulator
-    from benchmarks.sizes import FULL, QUICK
-
-    try:
-        res = clientcpu(QUICK if args.quick else FULL, lambda m: print(m, file=sys.stderr))
-    finally:
-        stop_shared_emulator()
-    for r in res.rows:
-        print(f"{r.name:75s} {r.figure!s:>10} {r.unit:8s} baseline {r.baseline!s:>10}  met={r.met}  {r.note}")
-    print(json.dumps(res.details, indent=1))
+    run_alone(clientcpu)

@@ -245,6 +245,24 @@ def stop_shared_emulator() -> None:
         _shared.pop().stop()
 
 
+def run_alone(scenario: Callable[[Any, Log], ScenarioResult], width: int = 75) -> None:
+    """``python -m benchmarks.<module> [--quick]``: one scenario alone, its rows and details on stdout."""
+    import argparse
+
+    from benchmarks.sizes import FULL, QUICK
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    try:
+        res = scenario(QUICK if args.quick else FULL, lambda message: print(message, file=sys.stderr))
+    finally:
+        stop_shared_emulator()
+    for r in res.rows:
+        print(f"{r.name:{width}s} {r.figure!s:>10} {r.unit:8s} baseline {r.baseline!s:>10}  met={r.met}  {r.note}")
+    print(json.dumps(res.details, indent=1))
+
+
 @contextlib.contextmanager
 def emulator(plan: str = "starter", *, latency_ms: float = 50.0, rate_limits: bool = True) -> Iterator[SpotzeeEmulator]:
     """The emulator in its own process (never sharing the client's GIL), on 127.0.0.1, reset to this
