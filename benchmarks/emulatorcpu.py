@@ -3,10 +3,12 @@
 The emulator runs in its own process (``benchmarks.common.emulator``); a bare ``httpx.AsyncClient`` in this
 process sends pre-serialised bodies of 100 unique realistic items (users, then events and subscription
 toggles of those same contacts) with 16 requests in flight, and the emulator process's CPU time
-(user + system, read with psutil on its pid) is divided by the items it accepted. The same-run baseline
-is what stdlib ``json.loads`` of the very same request bodies costs in this process: the decoding floor
-any Python server pays before it does anything with an item. ``python -m benchmarks --only emulatorcpu``;
-``python -m benchmarks.emulatorcpu`` runs it alone and prints the rows.
+(user + system, read with psutil on its pid) is divided by the items it accepted; each endpoint runs twice
+(fresh contacts each round) and the lesser figure is kept, since other work on the box only adds. The
+same-run baseline is what stdlib ``json.loads`` of the very same request bodies costs in this process: the
+decoding floor any Python server pays before it does anything with an item.
+``python -m benchmarks --only emulatorcpu``; ``python -m benchmarks.emulatorcpu`` runs it alone and prints
+the rows.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from benchmarks.sizes import Sizes
 LATENCY_MS = 50.0
 TARGET_US = 20.0
 CONCURRENCY = 16
+ROUNDS = 2
 
 #: (label, path, record maker, whether the response reports per-item results)
 ENDPOINTS: list[tuple[str, str, Callable[[int], dict[str, Any]], bool]] = [
@@ -109,36 +112,41 @@ def emulatorcpu(sizes: Sizes, log: Log) -> ScenarioResult:
     with emulator("professional", latency_ms=LATENCY_MS) as emu:
         assert emu.pid is not None
         proc = psutil.Process(emu.pid)
-        first = fresh_range(n)  # users first; the events and toggles are of those same contacts
+        # users first; the events and toggles are of those same contacts. Each round its own contacts.
+        firsts = [fresh_range(n) for _ in range(ROUNDS)]
         for label, path, make, per_item in ENDPOINTS:
-            bodies = _bodies(make, first, n)
-            floor = _decode_floor(bodies)
-            gc.collect()
-            log(f"{label}: {n:,} items, {len(bodies)} requests of {ITEMS_PER_REQUEST} "
-                f"(Professional, {LATENCY_MS:.0f} ms, {CONCURRENCY} in flight)")
-            t0, w0 = proc.cpu_times(), time.perf_counter()
-            counts = asyncio.run(_send_all(emu.base_url, emu.api_key, path, bodies, per_item))
-            t1, wall = proc.cpu_times(), time.perf_counter() - w0
-            expect_items(f"emulatorcpu {label}: items accepted", counts["accepted"], n)
-            user_s, system_s = t1.user - t0.user, t1.system - t0.system
-            row = {"emulator_cpu_us_per_item": round((user_s + system_s) / n * 1e6, 2),
-                   "of_it_system_us_per_item": round(system_s / n * 1e6, 2),
-                   "json_loads_us_per_item": round(floor / n * 1e6, 2),
-                   "items_per_s": round(n / wall, 1), "emulator_cores_busy": round((user_s + system_s) / wall, 2),
-                   **counts}
-            details[label] = row
+            rounds: list[dict[str, Any]] = []
+            for r, first in enumerate(firsts):
+                bodies = _bodies(make, first, n)
+                floor = _decode_floor(bodies)
+                gc.collect()
+                log(f"{label}, round {r + 1}/{ROUNDS}: {n:,} items, {len(bodies)} requests of {ITEMS_PER_REQUEST} "
+                    f"(Professional, {LATENCY_MS:.0f} ms, {CONCURRENCY} in flight)")
+                t0, w0 = proc.cpu_times(), time.perf_counter()
+                counts = asyncio.run(_send_all(emu.base_url, emu.api_key, path, bodies, per_item))
+                t1, wall = proc.cpu_times(), time.perf_counter() - w0
+                expect_items(f"emulatorcpu {label}, round {r + 1}: items accepted", counts["accepted"], n)
+                user_s, system_s = t1.user - t0.user, t1.system - t0.system
+                rounds.append({"emulator_cpu_us_per_item": round((user_s + system_s) / n * 1e6, 2),
+                               "of_it_system_us_per_item": round(system_s / n * 1e6, 2),
+                               "json_loads_us_per_item": round(floor / n * 1e6, 2),
+                               "items_per_s": round(n / wall, 1),
+                               "emulator_cores_busy": round((user_s + system_s) / wall, 2), **counts})
+            row = min(rounds, key=lambda x: x["emulator_cpu_us_per_item"])  # noise (other work) only adds
+            details[label] = {"best": row, "rounds": rounds}
             figure = row["emulator_cpu_us_per_item"]
+            each = ", ".join(f"{x['emulator_cpu_us_per_item']}" for x in rounds)
             out.rows.append(Row(
                 "19", f"emulator CPU per item accepted: {label}", figure, "µs/item",
                 row["json_loads_us_per_item"], "stdlib json.loads of the same bodies (this process)",
                 target=f"≤ {TARGET_US:g} µs", met=figure <= TARGET_US,
-                note=f"{n:,} unique items, {row['items_per_s']:,.0f} items/s, emulator {row['emulator_cores_busy']} "
-                     f"cores busy; of it kernel (system) time {row['of_it_system_us_per_item']} µs; "
-                     f"{counts['throttled']} 429s"))
+                note=f"least of {ROUNDS} rounds ({each} µs) of {n:,} unique items each; {row['items_per_s']:,.0f} "
+                     f"items/s, emulator {row['emulator_cores_busy']} cores busy; of it kernel (system) time "
+                     f"{row['of_it_system_us_per_item']} µs; {row['throttled']} 429s"))
         summary = emu.ledger_summary()
-        expect_items("emulatorcpu: contacts in the emulator", summary["contacts"], n)
-        expect_items("emulatorcpu: events applied", summary["events_applied"], n)
-        expect_items("emulatorcpu: subscription toggles applied", summary["subscription_toggles"], n)
+        expect_items("emulatorcpu: contacts in the emulator", summary["contacts"], ROUNDS * n)
+        expect_items("emulatorcpu: events applied", summary["events_applied"], ROUNDS * n)
+        expect_items("emulatorcpu: subscription toggles applied", summary["subscription_toggles"], ROUNDS * n)
     out.details = details
     return out
 
