@@ -41,6 +41,16 @@ class UpsertResult(msgspec.Struct, gc=False):
     contact: ContactView
 
 
+class ToggleResult(msgspec.Struct, gc=False):
+    """One applied item of ``POST /subscriptions/batch`` (a failed one is a dict with ``error``)."""
+
+    index: int
+    subscription_id: int
+    external_id: str | None
+    anonymous_id: str | None
+    state: int
+
+
 @dataclass(slots=True)
 class Request:
     """What an endpoint needs to know about the request besides its body."""
@@ -271,7 +281,7 @@ def subscriptions_batch(st: EmulatorState, items: list[Any], req: Request) -> Re
     """``POST /subscriptions/batch``: per-item toggles across contacts."""
     ts = iso(req.now)
     faults = st.faults
-    results = []
+    results: list[ToggleResult | dict[str, Any]] = []
     failed = 0
     for index, raw in enumerate(items):
         try:
@@ -305,13 +315,5 @@ def subscriptions_batch(st: EmulatorState, items: list[Any], req: Request) -> Re
             continue
         if st.toggle(c, sid, state, req.endpoint, req.idempotency_key, ts):
             st.contacts.touch(c, ts)
-        results.append(
-            {
-                "index": index,
-                "subscription_id": sid,
-                "external_id": external_id,
-                "anonymous_id": anonymous_id,
-                "state": state,
-            }
-        )
+        results.append(ToggleResult(index, sid, external_id, anonymous_id, state))
     return 200, {"results": results, "succeeded": len(items) - failed, "failed": failed}, []

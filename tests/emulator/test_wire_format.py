@@ -45,6 +45,15 @@ def test_answer_is_compact_json_in_the_documented_key_order(client, emulator):
     emulator.advance_clock(1)
     toggled = client.patch("/users/w-1/subscriptions", json=[{"subscription_id": 7, "state": 1}])
     assert list(toggled.json()) == CONTACT_ORDER and toggled.json()["subscriptions"] == {"7": 1}
+    batch = client.post("/subscriptions/batch", json=[{"external_id": "w-1", "subscription_id": 8, "state": 2},
+                                                      {"external_id": "nobody", "subscription_id": 8, "state": 2}])
+    answer = batch.json()
+    assert batch.content == json.dumps(answer, separators=(",", ":")).encode()
+    assert answer["results"][0] == {"index": 0, "subscription_id": 8, "external_id": "w-1", "anonymous_id": None,
+                                    "state": 2}
+    assert list(answer["results"][0]) == ["index", "subscription_id", "external_id", "anonymous_id", "state"]
+    assert list(answer["results"][1]) == ["index", "external_id", "anonymous_id", "subscription_id", "state",
+                                          "error"]
 
 
 def test_the_same_contact_twice_in_one_batch_is_answered_as_it_was_after_each_item(client, emulator):
