@@ -266,13 +266,15 @@ class ContactStore:
 
     def touch(self, c: Contact, ts: str) -> None:
         c.updated_at = ts
+        index = self._upd_index
         if c.useq:
-            self._upd_index.stale += 1
+            index.stale += 1
         self._useq += 1
         c.useq = self._useq
-        self._upd_index.append(self._useq, c.id)
-        if self._upd_index.stale > 1024:
-            self._upd_index.compact_if_needed(self.by_id, True)
+        index.seqs.append(self._useq)
+        index.ids.append(c.id)
+        if index.stale > 1024 and index.stale * 2 > len(index.seqs):  # (checked here: no call per touch)
+            index.compact_if_needed(self.by_id, True)
 
     def count_upsert(self, c: Contact) -> None:
         c.upserts += 1
