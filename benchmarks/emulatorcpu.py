@@ -32,6 +32,7 @@ from benchmarks.common import (
     emulator,
     expect_items,
     fresh_range,
+    run_alone,
     user,
 )
 from benchmarks.sizes import Sizes
@@ -152,19 +153,4 @@ def emulatorcpu(sizes: Sizes, log: Log) -> ScenarioResult:
 
 
 if __name__ == "__main__":
-    import argparse
-    import sys
-
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    from benchmarks.common import stop_shared_emulator
-    from benchmarks.sizes import FULL, QUICK
-
-    try:
-        res = emulatorcpu(QUICK if args.quick else FULL, lambda m: print(m, file=sys.stderr))
-    finally:
-        stop_shared_emulator()
-    for r in res.rows:
-        print(f"{r.name:60s} {r.figure!s:>8} {r.unit:8s} baseline {r.baseline!s:>6}  met={r.met}  {r.note}")
-    print(json.dumps(res.details, indent=1))
+    run_alone(emulatorcpu, width=60)
