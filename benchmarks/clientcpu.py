@@ -12,6 +12,7 @@ prints the rows.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import resource
@@ -40,6 +41,7 @@ from benchmarks.common import (
     user,
 )
 from benchmarks.hookrun import run_raw_capacity
+from benchmarks.httpxwire import httpx_on_own_wire
 from benchmarks.sizes import Sizes
 
 LATENCY_MS = 50.0
@@ -48,6 +50,8 @@ TARGET_US = 12.0
 ALONE_ROUNDS = 5
 #: Sends per endpoint and transport; the one that took the least CPU is reported.
 SEND_ROUNDS = 2
+#: The diagnostic third way: httpx's client over the provider's own wire (benchmarks/httpxwire.py).
+OWN_WIRE = "httpx-own-wire"
 
 
 def event(i: int) -> dict[str, Any]:
@@ -163,7 +167,7 @@ def clientcpu(sizes: Sizes, log: Log) -> ScenarioResult:
             prep, dumps = min(preps), min(dumps_rounds)
             row: dict[str, Any] = {"prepare_us_per_item": round(prep / n * 1e6, 2),
                                    "json_dumps_us_per_item": round(dumps / n * 1e6, 2)}
-            for kind in TRANSPORTS:
+            for kind in (*TRANSPORTS, OWN_WIRE):
                 # (users: fresh ones per transport; events and toggles: of the contacts the first made)
                 start = first if endpoint is not USERS_BATCH or kind == TRANSPORTS[0] else fresh_range(n)
                 records = [make(i) for i in range(start, start + n)]
@@ -171,8 +175,10 @@ def clientcpu(sizes: Sizes, log: Log) -> ScenarioResult:
                 for round_no in range(SEND_ROUNDS):  # (users: round 2 updates round 1's contacts)
                     log(f"{endpoint.name}: {n:,} items through hook.asend on {kind} (Professional, "
                         f"{LATENCY_MS:.0f} ms), round {round_no + 1}")
-                    sends.append(_send(endpoint, records, f"bench-cpu-{endpoint.name}-{kind}-{round_no}",
-                                       monitor=False, transport=kind) + (_SYSTEM[0],))
+                    with httpx_on_own_wire() if kind == OWN_WIRE else contextlib.nullcontext():
+                        sends.append(_send(endpoint, records, f"bench-cpu-{endpoint.name}-{kind}-{round_no}",
+                                           monitor=False, transport="httpx" if kind == OWN_WIRE else kind)
+                                     + (_SYSTEM[0],))
                 sent_cpu, result, _, _SYSTEM[0] = min(sends, key=lambda one: one[0])
                 row[kind] = {"send_us_per_item": round(sent_cpu / n * 1e6, 2),
                              "of_it_system_us_per_item": round(_SYSTEM[0] / n * 1e6, 2),
@@ -188,6 +194,12 @@ def clientcpu(sizes: Sizes, log: Log) -> ScenarioResult:
                     met=figure <= TARGET_US and (endpoint is not USERS_BATCH or figure <= 1.5 * row["prepare_us_per_item"]),
                     note=f"{n:,} unique items, {row[kind]['items_per_s']:,.0f} items/s; of it kernel (system) time "
                          f"{row[kind]['of_it_system_us_per_item']} µs"))
+            out.rows.append(Row(
+                "19", f"client CPU per item in a real send: {endpoint.name}, {OWN_WIRE}", row[OWN_WIRE]["send_us_per_item"],
+                "µs/item", row["prepare_us_per_item"], "validate + serialise + key alone",
+                target="(diagnostic: a way of driving httpx, not shipped)",
+                note="httpx.AsyncClient over an httpx transport on the provider's own HTTP/1.1 client "
+                     "(benchmarks/httpxwire.py): what httpx's client layer costs without httpcore"))
             out.rows.append(Row("19", f"validate + serialise + key alone: {endpoint.name}", row["prepare_us_per_item"],
                                 "µs/item", row["json_dumps_us_per_item"], "json.dumps of the same records",
                                 target="≤ 3 × json.dumps",
