@@ -50,6 +50,10 @@ def json_value(value: Any) -> Any:
     return value
 
 
+#: Types :func:`json_value` returns unchanged (exactly these; subclasses go through it).
+_AS_IS = frozenset({str, int, float, bool})
+
+
 def _assign(payload: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     target = payload
     for part in path[:-1]:
@@ -65,21 +69,29 @@ def build_mapper(mapping: Mapping[str, str] | Mapper | None) -> Mapper:
         return mapping
     if not isinstance(mapping, Mapping) or not mapping:
         raise SpotzeeConfigError("mapping must be a non-empty {column: field} dict or a callable row -> payload")
-    plan: list[tuple[str, tuple[str, ...]]] = []
+    # (column, target path, the target's name when it is a top-level field, else None)
+    plan: list[tuple[str, tuple[str, ...], str | None]] = []
     for column, target in mapping.items():
         if not isinstance(target, str) or not target or any(not part for part in target.split(".")):
             raise SpotzeeConfigError(f"mapping target for column {column!r} must be a field such as 'email' or 'data.plan'")
-        plan.append((column, tuple(target.split("."))))
+        path = tuple(target.split("."))
+        plan.append((column, path, path[0] if len(path) == 1 else None))
 
     def mapper(row: Row) -> dict[str, Any]:
         payload: dict[str, Any] = {}
-        for column, path in plan:
+        for column, path, field in plan:
             value = row.get(column)
-            if value is not None:
-                _assign(payload, path, json_value(value))
+            if value is None:
+                continue
+            if type(value) not in _AS_IS:
+                value = json_value(value)
+            if field is not None:
+                payload[field] = value
+            else:
+                _assign(payload, path, value)
         return payload
 
-    mapper.columns = [column for column, _ in plan]  # type: ignore[attr-defined]
+    mapper.columns = [column for column, _, _ in plan]  # type: ignore[attr-defined]
     return mapper
 
 
