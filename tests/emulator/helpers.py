@@ -7,6 +7,9 @@ from typing import Any
 import httpx
 
 RATE_HEADERS = ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset", "x-ratelimit-tier")
+#: A contact's members, in the order the emulator writes them.
+CONTACT_FIELDS = ("id", "project_id", "external_id", "created_at", "updated_at", "anonymous_id", "email", "phone",
+                  "timezone", "locale", "data", "has_push_device", "devices", "subscriptions")
 
 
 def assert_problem(response: httpx.Response, status: int, code: str) -> dict:

@@ -6,25 +6,10 @@ import re
 from typing import Any
 from urllib.parse import quote
 
-from tests.emulator.helpers import assert_problem, assert_rate_headers
+from tests.emulator.helpers import CONTACT_FIELDS, assert_problem, assert_rate_headers
 
 ISO_MS_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
-CONTACT_KEYS = {
-    "id",
-    "project_id",
-    "external_id",
-    "created_at",
-    "updated_at",
-    "anonymous_id",
-    "email",
-    "phone",
-    "timezone",
-    "locale",
-    "data",
-    "has_push_device",
-    "devices",
-    "subscriptions",
-}
+CONTACT_KEYS = set(CONTACT_FIELDS)
 
 
 def test_batch_upsert_returns_contacts_in_request_order(client, emulator):

@@ -5,24 +5,9 @@ from __future__ import annotations
 
 import json
 
-from tests.emulator.helpers import assert_problem
+from tests.emulator.helpers import CONTACT_FIELDS, assert_problem
 
-CONTACT_ORDER = [
-    "id",
-    "project_id",
-    "external_id",
-    "created_at",
-    "updated_at",
-    "anonymous_id",
-    "email",
-    "phone",
-    "timezone",
-    "locale",
-    "data",
-    "has_push_device",
-    "devices",
-    "subscriptions",
-]
+CONTACT_ORDER = list(CONTACT_FIELDS)
 
 
 def _post(client, path: str, content: bytes):
