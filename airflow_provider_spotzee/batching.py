@@ -1,4 +1,5 @@
-"""Chunking, canonical request bodies and deterministic idempotency keys.
+"""Batch sizes, canonical request bodies and deterministic idempotency keys (the batches themselves are
+made by ``send.prepared_batches``, as records are validated).
 
 Same logical partition + same endpoint + same bytes → same key, so every Airflow retry, clear or
 backfill of a data interval replays instead of re-applying, and a different body can never reuse a key
@@ -8,13 +9,9 @@ backfill of a data interval replays instead of re-applying, and a different body
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
-from itertools import islice
-from typing import Any, TypeVar
+from typing import Any
 
 from airflow_provider_spotzee.api_facts import MAX_BATCH_SIZE
-
-T = TypeVar("T")
 
 KEY_PREFIX = "spz1"
 
@@ -23,14 +20,6 @@ def check_batch_size(size: int) -> int:
     if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= MAX_BATCH_SIZE:
         raise ValueError(f"batch_size must be an integer between 1 and {MAX_BATCH_SIZE}, got {size!r}")
     return size
-
-
-def chunked(items: Iterable[T], size: int = MAX_BATCH_SIZE) -> Iterator[list[T]]:
-    """Consecutive lists of at most ``size`` items, in input order; streams (never materialises the input)."""
-    check_batch_size(size)
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
 
 
 def canonical_body(items: list[bytes]) -> bytes:
