@@ -320,13 +320,6 @@ def prepared_batches(endpoint: Endpoint, records: Iterable[Any], result: SendRes
         flush()
 
 
-def validated(endpoint: Endpoint, records: Iterable[Any], result: SendResult, *,
-              start_index: int = 0) -> Iterator[Prepared]:
-    """:func:`prepared_batches`, one sendable record at a time."""
-    for batch in prepared_batches(endpoint, records, result, start_index=start_index):
-        yield from batch
-
-
 async def send_records(
     transport: SpotzeeTransport,
     endpoint: Endpoint,

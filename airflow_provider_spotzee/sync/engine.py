@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from airflow_provider_spotzee.api_facts import MAX_BATCH_SIZE
 from airflow_provider_spotzee.mapping import Mapper, check_columns
 from airflow_provider_spotzee.models import ItemFailure, SendResult
-from airflow_provider_spotzee.send import Endpoint, Invalid, Unchanged, validated
+from airflow_provider_spotzee.send import Endpoint, Invalid, Unchanged, prepared_batches
 from airflow_provider_spotzee.sync.checkpoint import Checkpointer
 from airflow_provider_spotzee.sync.dedupe import Dedupe
 from airflow_provider_spotzee.sync.diff import Differ, row_key
@@ -95,8 +95,8 @@ class SyncJob:
 
         if send is None:
             result = SendResult.start(self.endpoint.name, on_failure)
-            result.succeeded = sum(1 for _ in validated(self.endpoint, self.payloads(), result,
-                                                        start_index=progress.start_index))
+            result.succeeded = sum(len(batch) for batch in prepared_batches(
+                self.endpoint, self.payloads(), result, start_index=progress.start_index))
             return result
 
         def on_commit(index: int, _live: SendResult) -> None:
