@@ -19,6 +19,8 @@ from typing import Any
 import msgspec
 from pydantic_core import from_json
 
+from airflow_provider_spotzee.transport import parse_json
+
 
 class ItemAnswer(msgspec.Struct):
     """One entry of ``results``. A member the answer left out is :data:`msgspec.UNSET` (a ``null`` is
@@ -73,13 +75,10 @@ def read_item_answers(body: bytes, external_ids: list[str | None]) -> list[ItemA
 
 
 def _complete(body: bytes) -> list[ItemAnswer]:
-    """The slow path: the body parsed whole (pydantic_core's parser, else the stdlib's), as answers."""
+    """The slow path: the body parsed whole, as every other answer is (:func:`transport.parse_json`)."""
     try:
-        try:
-            payload = from_json(body)
-        except ValueError:
-            payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        payload = parse_json(body)
+    except ValueError:  # (UnicodeDecodeError included)
         raise UnusableAnswer("response body is not JSON") from None
     if not isinstance(payload, dict) or not isinstance(payload.get("results"), list):
         raise UnusableAnswer("response has no 'results' list")

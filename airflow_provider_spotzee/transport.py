@@ -143,12 +143,7 @@ class ApiResponse:
     replayed: bool = False
 
     def json(self) -> Any:
-        """The body as JSON. pydantic_core's parser first (a 100-item answer parses ~1.4 × faster); any
-        body it refuses goes to the stdlib's, so what is accepted, and how, is exactly ``json.loads``'s."""
-        try:
-            return from_json(self.body)
-        except ValueError:
-            return json.loads(self.body)
+        return parse_json(self.body)
 
     @property
     def error_code(self) -> str:
@@ -157,6 +152,16 @@ class ApiResponse:
     @property
     def request_id(self) -> str | None:
         return _problem(self.body).get("request_id") or self.headers.get("x-request-id")
+
+
+def parse_json(body: bytes) -> Any:
+    """A body as JSON. pydantic_core's parser first (a 100-item answer parses ~1.4 × faster); any body it
+    refuses goes to the stdlib's, so what is accepted, and how, is exactly ``json.loads``'s. Raises
+    :class:`ValueError` (``UnicodeDecodeError`` included) for what is not JSON."""
+    try:
+        return from_json(body)
+    except ValueError:
+        return json.loads(body)
 
 
 def _problem(body: bytes) -> dict[str, Any]:
