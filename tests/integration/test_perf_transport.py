@@ -9,6 +9,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
+import httpx
 import pytest
 
 from airflow_provider_spotzee.exceptions import SpotzeeConnectError
@@ -112,3 +113,65 @@ def test_nothing_listening_fails_fast_on_each_transport(monkeypatch, transport):
     monkeypatch.setenv("AIRFLOW_CONN_SPOTZEE_DEFAULT", json.dumps(conn))
     with pytest.raises(SpotzeeConnectError, match="Connection refused"):
         SpotzeeHook().upsert_users(_records(10), idempotency_namespace="refused")
+
+
+def _one_shot_server(reply: bytes | None, *, close: bool) -> tuple[int, threading.Event]:
+    """A socket that reads one request and then writes ``reply`` (None: nothing) and closes or goes quiet."""
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    done = threading.Event()
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn, listener:
+            conn.recv(65536)
+            if reply is not None:
+                conn.sendall(reply)
+            if not close:
+                done.wait(5)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener.getsockname()[1], done
+
+
+@pytest.mark.parametrize(
+    ("reply", "close", "error", "headers"),
+    [
+        (None, False, httpx.ReadTimeout, None),  # nothing answers: the one timeout fires while reading
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{}", True, httpx.RemoteProtocolError, None),
+        (b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n", True, httpx.RemoteProtocolError, None),
+        (b"SPDY/3 200 OK\r\n\r\n", True, httpx.RemoteProtocolError, None),
+        ((b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 429 Too Many\r\nRetry-After: 2\r\nX-A: 1\r\nx-a: 2\r\n"
+         b"Content-Length: 2\r\n\r\n{}"), False, None, {"retry-after": "2", "X-A": "1, 2"}),
+    ],
+    ids=["silent", "short-body", "bad-header-line", "not-http", "interim-then-answer"],
+)
+def test_asyncio_wire_on_a_misbehaving_socket(reply, close, error, headers):
+    """What the opt-in client raises is what httpx would raise (so classify and the retries treat both the
+    same), and the headers it reads answer in any case, repeated ones joined."""
+    import asyncio
+    import ssl
+
+    from airflow_provider_spotzee.transport import _Wire
+
+    port, done = _one_shot_server(reply, close=close)
+    wire = _Wire(f"http://127.0.0.1:{port}/api/client", {"User-Agent": "t"}, 0.5, 0.5, ssl.create_default_context)
+
+    async def one():
+        try:
+            return await wire.request("POST", "/users/batch", b"[]", None, None)
+        finally:
+            await wire.aclose()
+
+    try:
+        if error is not None:
+            with pytest.raises(error):
+                asyncio.run(one())
+        else:
+            status, answer, body = asyncio.run(one())
+            assert (status, body) == (429, b"{}")
+            assert {name: answer.get(name) for name in headers} == headers
+            assert answer["RETRY-AFTER"] == "2" and "x-a" in answer and answer.get("absent") is None
+    finally:
+        done.set()
