@@ -5,7 +5,9 @@ items/s of one ``hook.upsert_users`` against the 50k ceiling and the emulator al
 Every figure is process CPU time of this (the client's) process: the emulator runs in its own process, so
 its speed does not count. Records are built before the clock starts (their generation is not the client's
 work). A busy neighbour on the VM only ever adds time, so each send is made twice and the lesser CPU kept,
-and the validate-alone and json.dumps figures are the least of 5 interleaved rounds. ``python -m benchmarks --only clientcpu``; ``python -m benchmarks.clientcpu`` runs it alone and
+and the validate-alone and json.dumps figures are the least of 5 interleaved rounds. Beside them, the floor
+(``benchmarks/floor.py``): a bare asyncio loop sending the same kind of items already validated, which no
+client can go below. ``python -m benchmarks --only clientcpu``; ``python -m benchmarks.clientcpu`` runs it alone and
 prints the rows.
 """
 
@@ -40,6 +42,7 @@ from benchmarks.common import (
     run_alone,
     user,
 )
+from benchmarks.floor import floor_send, request_bodies
 from benchmarks.hookrun import run_raw_capacity
 from benchmarks.httpxwire import httpx_on_own_wire
 from benchmarks.sizes import Sizes
@@ -52,6 +55,8 @@ ALONE_ROUNDS = 5
 SEND_ROUNDS = 2
 #: The diagnostic third way: httpx's client over the provider's own wire (benchmarks/httpxwire.py).
 OWN_WIRE = "httpx-own-wire"
+#: The floor: a bare asyncio loop sending already-validated bodies and decoding the answers (benchmarks/floor.py).
+FLOOR = "floor"
 
 
 def event(i: int) -> dict[str, Any]:
@@ -167,6 +172,15 @@ def clientcpu(sizes: Sizes, log: Log) -> ScenarioResult:
             prep, dumps = min(preps), min(dumps_rounds)
             row: dict[str, Any] = {"prepare_us_per_item": round(prep / n * 1e6, 2),
                                    "json_dumps_us_per_item": round(dumps / n * 1e6, 2)}
+            floors = []
+            for round_no in range(SEND_ROUNDS):  # (bodies made before the clock: validation is not counted)
+                start = fresh_range(n) if endpoint is USERS_BATCH else first
+                bodies = request_bodies(endpoint, [make(i) for i in range(start, start + n)])
+                log(f"{endpoint.name}: {n:,} validated items through a bare asyncio loop (the floor), round {round_no + 1}")
+                spent, moved = _cpu(partial(floor_send, emu.base_url, emu.api_key, endpoint, bodies))
+                expect_items(f"clientcpu {endpoint.name}: floor", moved, n)
+                floors.append(spent)
+            row[FLOOR] = {"send_us_per_item": round(min(floors) / n * 1e6, 2)}
             for kind in (*TRANSPORTS, OWN_WIRE):
                 # (users: fresh ones per transport; events and toggles: of the contacts the first made)
                 start = first if endpoint is not USERS_BATCH or kind == TRANSPORTS[0] else fresh_range(n)
@@ -200,6 +214,13 @@ def clientcpu(sizes: Sizes, log: Log) -> ScenarioResult:
                 target="(diagnostic: a way of driving httpx, not shipped)",
                 note="httpx.AsyncClient over an httpx transport on the provider's own HTTP/1.1 client "
                      "(benchmarks/httpxwire.py): what httpx's client layer costs without httpcore"))
+            floor = row[FLOOR]["send_us_per_item"]
+            out.rows.append(Row(
+                "19", f"send floor, validated items (bare asyncio loop): {endpoint.name}", floor, "µs/item",
+                row["prepare_us_per_item"], "validate + serialise + key alone",
+                target="(diagnostic: the least any Python client on asyncio pays above validating)",
+                note=f"{floor / row['prepare_us_per_item']:.2f} × validating alone; a send cannot cost less than "
+                     f"validating plus this (benchmarks/floor.py)"))
             out.rows.append(Row("19", f"validate + serialise + key alone: {endpoint.name}", row["prepare_us_per_item"],
                                 "µs/item", row["json_dumps_us_per_item"], "json.dumps of the same records",
                                 target="≤ 3 × json.dumps",
