@@ -630,18 +630,26 @@ def _page_params(request: StarletteRequest, default_limit: int = 1000) -> tuple[
     return offset, limit
 
 
+class _AdminJSON(JSONResponse):
+    """The admin API's answers, written as the API's own are (:func:`dump_json`): escaped to ASCII, so
+    whatever text a contact holds (a lone surrogate included) is answered, never a 500."""
+
+    def render(self, content: Any) -> bytes:
+        return dump_json(content)
+
+
 def build_admin_routes(state: EmulatorState) -> list[Route]:
     st = state
 
     async def health(request: StarletteRequest) -> Response:
-        return JSONResponse({"status": "ok"})
+        return _AdminJSON({"status": "ok"})
 
     async def stats(request: StarletteRequest) -> Response:
-        return JSONResponse(st.stats.snapshot())
+        return _AdminJSON(st.stats.snapshot())
 
     async def summary(request: StarletteRequest) -> Response:
         st.drain(st.clock.now())
-        return JSONResponse(st.summary())
+        return _AdminJSON(st.summary())
 
     async def ledger_events(request: StarletteRequest) -> Response:
         offset, limit = _page_params(request)
@@ -654,7 +662,7 @@ def build_admin_routes(state: EmulatorState) -> list[Route]:
             anonymous_id=qp.get("anonymous_id"),
             duplicates_only=qp.get("duplicates") in ("1", "true"),
         )
-        return JSONResponse({"total": total, "offset": offset, "limit": limit, "events": rows})
+        return _AdminJSON({"total": total, "offset": offset, "limit": limit, "events": rows})
 
     async def ledger_contacts(request: StarletteRequest) -> Response:
         st.drain(st.clock.now())
@@ -683,7 +691,7 @@ def build_admin_routes(state: EmulatorState) -> list[Route]:
                 if limit is not None and len(rows) >= limit:
                     break
                 rows.append(st.contact_view(c))
-        return JSONResponse({"total": total, "offset": offset, "limit": limit, "contacts": rows})
+        return _AdminJSON({"total": total, "offset": offset, "limit": limit, "contacts": rows})
 
     async def ledger_subscriptions(request: StarletteRequest) -> Response:
         offset, limit = _page_params(request)
@@ -711,12 +719,12 @@ def build_admin_routes(state: EmulatorState) -> list[Route]:
                             "state": current,
                         }
                     )
-        return JSONResponse(
+        return _AdminJSON(
             {"total": total, "offset": offset, "limit": limit, "toggles": toggles, "states": states}
         )
 
     async def get_faults(request: StarletteRequest) -> Response:
-        return JSONResponse(st.faults.view(st.clock.now()))
+        return _AdminJSON(st.faults.view(st.clock.now()))
 
     async def set_faults(request: StarletteRequest) -> Response:
         changes = await _json_body(request)
@@ -724,10 +732,10 @@ def build_admin_routes(state: EmulatorState) -> list[Route]:
             st.faults.update(st.clock.now(), **changes)
         except (TypeError, ValueError) as exc:
             raise HTTPException(400, str(exc)) from None
-        return JSONResponse(st.faults.view(st.clock.now()))
+        return _AdminJSON(st.faults.view(st.clock.now()))
 
     async def get_config(request: StarletteRequest) -> Response:
-        return JSONResponse(st.config.public_dict())
+        return _AdminJSON(st.config.public_dict())
 
     async def set_config(request: StarletteRequest) -> Response:
         changes = await _json_body(request)
@@ -735,7 +743,7 @@ def build_admin_routes(state: EmulatorState) -> list[Route]:
             st.configure(**changes)
         except (TypeError, ValueError) as exc:
             raise HTTPException(400, str(exc)) from None
-        return JSONResponse(st.config.public_dict())
+        return _AdminJSON(st.config.public_dict())
 
     async def clock(request: StarletteRequest) -> Response:
         if request.method == "POST":
@@ -745,7 +753,7 @@ def build_admin_routes(state: EmulatorState) -> list[Route]:
             except ValueError as exc:
                 raise HTTPException(400, str(exc)) from None
         now = st.clock.now()
-        return JSONResponse({"now": iso(now), "epoch_seconds": now, "offset_seconds": st.clock.offset})
+        return _AdminJSON({"now": iso(now), "epoch_seconds": now, "offset_seconds": st.clock.offset})
 
     async def reset(request: StarletteRequest) -> Response:
         body = await _json_body(request)
@@ -756,7 +764,7 @@ def build_admin_routes(state: EmulatorState) -> list[Route]:
             except (TypeError, ValueError) as exc:
                 raise HTTPException(400, str(exc)) from None
         st.reset(config)
-        return JSONResponse({"status": "reset", "config": st.config.public_dict()})
+        return _AdminJSON({"status": "reset", "config": st.config.public_dict()})
 
     p = ADMIN_PREFIX
     return [

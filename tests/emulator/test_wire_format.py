@@ -106,3 +106,12 @@ def test_event_duplicates_ignore_key_order_but_not_values(client, emulator):
     ]
     assert client.post("/events", json=events).status_code == 204
     assert [e["duplicate"] for e in emulator.events()] == [False, True, False, False, True]
+
+
+def test_the_admin_api_answers_for_a_contact_holding_a_lone_surrogate(client, emulator):
+    r = _post(client, "/users/batch", b'[{"external_id": "s-2", "data": {"odd": "\\udc80y"}}]')
+    assert r.status_code == 200, r.text
+    page = emulator.contacts()
+    [contact] = [c for c in page if c["external_id"] == "s-2"]
+    assert contact["data"] == {"odd": "\udc80y"}
+    assert emulator.contact(external_id="s-2")["data"] == {"odd": "\udc80y"}
