@@ -29,10 +29,10 @@ IN_FLIGHT = 16
 def request_bodies(endpoint: Endpoint, records: list[dict[str, Any]],
                    batch_size: int = 100) -> list[tuple[bytes, list[str | None]]]:
     """The request bodies the send path would make of ``records`` (all valid), with each item's external_id."""
-    items = [prepare(endpoint, index, record) for index, record in enumerate(records)]
-    if not all(isinstance(item, Prepared) for item in items):
+    prepared = [item for index, record in enumerate(records)
+                if isinstance(item := prepare(endpoint, index, record), Prepared)]
+    if len(prepared) != len(records):
         raise ValueError("the floor is measured on valid records only")
-    prepared: list[Prepared] = items  # type: ignore[assignment]
     return [(canonical_body([p.body for p in prepared[s:s + batch_size]]),
              [p.external_id for p in prepared[s:s + batch_size]]) for s in range(0, len(prepared), batch_size)]
 
