@@ -61,17 +61,8 @@ def read_item_answers(body: bytes, external_ids: list[str | None]) -> list[ItemA
         answers = _DECODER.decode(body).results
     except msgspec.MsgspecError:  # not the well-formed case: parse it whole, to word what is wrong
         answers = _complete(body)
-    count = len(external_ids)
-    if len(answers) != count:
-        raise UnusableAnswer(f"response has {len(answers)} results for {count} items")
-    # The common case in three list comparisons: each result at its index, naming the contact sent, with an
-    # outcome. They accept only what the loop below accepts (the same == tests); the loop words the rest.
-    unset = msgspec.UNSET
-    if ([answer.index for answer in answers] == list(range(count))
-            and [answer.external_id for answer in answers] == external_ids
-            and not [answer for answer in answers
-                     if answer.error is unset and answer.contact is unset and answer.state is unset]):
-        return answers
+    if len(answers) != len(external_ids):
+        raise UnusableAnswer(f"response has {len(answers)} results for {len(external_ids)} items")
     for position, (sent, answer) in enumerate(zip(external_ids, answers)):
         if answer.index != position:
             raise UnusableAnswer(f"result {position} has a wrong or missing index")

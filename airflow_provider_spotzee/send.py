@@ -228,17 +228,15 @@ class _Run:
             self._dead_letter(batch, RESPONSE_INVALID, f"unusable answer from Spotzee ({exc}); nothing assumed sent")
             return
         transient: list[Prepared] = []
-        # (one pass in a comprehension; the succeeded count is added once: every assignment to a pydantic
-        # model field is a call)
-        failed = [(item, answer) for item, answer in zip(batch, answers)
-                  if answer.error is not None and answer.error is not UNSET]
-        succeeded = len(batch) - len(failed)
-        if self.collect_contacts and endpoint.returns_contacts:
-            for answer in answers:
-                if (answer.error is None or answer.error is UNSET) and isinstance(contact := answer.contact_dict(), dict):
-                    self.result.contacts.append(Contact.model_validate(contact))
-        for item, answer in failed:
+        succeeded = 0  # (counted here and added once: every assignment to a pydantic model field is a call)
+        keep_contacts = self.collect_contacts and endpoint.returns_contacts
+        for item, answer in zip(batch, answers):
             error = answer.error
+            if error is None or error is UNSET:
+                succeeded += 1
+                if keep_contacts and isinstance(contact := answer.contact_dict(), dict):
+                    self.result.contacts.append(Contact.model_validate(contact))
+                continue
             code = str(error.get("code") or "unknown_error") if isinstance(error, dict) else "unknown_error"
             message = str(error.get("message") or "")[:500] if isinstance(error, dict) else ""
             if code in TRANSIENT_ITEM_CODES:
