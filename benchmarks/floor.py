@@ -21,20 +21,21 @@ from urllib.parse import urlsplit
 
 from airflow_provider_spotzee.answers import read_item_answers
 from airflow_provider_spotzee.batching import canonical_body
-from airflow_provider_spotzee.send import Endpoint, Prepared, prepare
+from airflow_provider_spotzee.models import SendResult
+from airflow_provider_spotzee.send import Endpoint, prepared_batches
 
 IN_FLIGHT = 16
 
 
-def request_bodies(endpoint: Endpoint, records: list[dict[str, Any]],
-                   batch_size: int = 100) -> list[tuple[bytes, list[str | None]]]:
-    """The request bodies the send path would make of ``records`` (all valid), with each item's external_id."""
-    prepared = [item for index, record in enumerate(records)
-                if isinstance(item := prepare(endpoint, index, record), Prepared)]
-    if len(prepared) != len(records):
+def request_bodies(endpoint: Endpoint, records: list[dict[str, Any]]) -> list[tuple[bytes, list[str | None]]]:
+    """The request bodies the send path makes of ``records`` (all valid; its own batches), with each item's
+    external_id."""
+    result = SendResult.start(endpoint.name)
+    bodies = [(canonical_body([item.body for item in batch]), [item.external_id for item in batch])
+              for batch in prepared_batches(endpoint, records, result)]
+    if result.invalid:
         raise ValueError("the floor is measured on valid records only")
-    return [(canonical_body([p.body for p in prepared[s:s + batch_size]]),
-             [p.external_id for p in prepared[s:s + batch_size]]) for s in range(0, len(prepared), batch_size)]
+    return bodies
 
 
 async def send_bare(base_url: str, api_key: str, endpoint: Endpoint, bodies: list[tuple[bytes, list[str | None]]],
